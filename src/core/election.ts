@@ -1,0 +1,75 @@
+// Bully election with quorum: the rules a voter applies, and what a new
+// leader learns from its votes. Node state lives in node.ts; these functions
+// only decide.
+import type { ClusterState, NodeName, PeerInfo } from './types';
+import { compareVersion, outranks } from './state';
+
+export interface VoterView {
+  self: PeerInfo;
+  epoch: number;
+  votedFor: NodeName | null;
+  /** The leader this voter follows, when it heard from it within leader_timeout. */
+  liveLeader: PeerInfo | null;
+  /** This voter may run itself (elector, not backing off after a failed campaign). */
+  canRun: boolean;
+}
+
+export type VoteDecision =
+  | { grant: true }
+  | { grant: false; outranked: boolean; reason: string };
+
+/**
+ * Decide a vote request. Stale epochs were already answered by the caller.
+ * A voter with a live leader refuses (so an isolated node cannot disrupt a
+ * working cluster), except for a settled takeover by an elector that outranks
+ * that leader. Without a leader, a voter that outranks the candidate refuses
+ * and runs itself: that is the Bully rule.
+ */
+export function decideVote(
+  v: VoterView,
+  candidate: PeerInfo,
+  req: { epoch: number; preVote: boolean; takeover: boolean },
+): VoteDecision {
+  if (!req.preVote && req.epoch === v.epoch && v.votedFor !== null && v.votedFor !== candidate.name) {
+    return { grant: false, outranked: false, reason: `already voted for ${v.votedFor} in epoch ${v.epoch}` };
+  }
+  if (v.liveLeader !== null && v.liveLeader.name !== candidate.name) {
+    if (!(req.takeover && outranks(candidate, v.liveLeader))) {
+      return { grant: false, outranked: false, reason: `following live leader ${v.liveLeader.name}` };
+    }
+    return { grant: true };
+  }
+  if (v.canRun && outranks(v.self, candidate)) {
+    return { grant: false, outranked: true, reason: `${v.self.name} outranks ${candidate.name}` };
+  }
+  return { grant: true };
+}
+
+export interface GrantedVote {
+  from: NodeName;
+  /** Leader clock when the vote arrived. */
+  recvMs: number;
+  lastAckAgoMs: number;
+  state: ClusterState | null;
+}
+
+/**
+ * No lease granted by any earlier leader can have been granted after this
+ * instant (leader clock). A leader renews only while a quorum acknowledged
+ * heartbeats it sent within `quorumWindowMs`; every voter stopped
+ * acknowledging older leaders when it voted, and one of them is in that
+ * quorum. So every old grant is younger than some voter's last
+ * acknowledgement plus the window; the maximum over voters bounds them all.
+ */
+export function oldGrantsBoundMs(votes: GrantedVote[], quorumWindowMs: number): number {
+  let bound = -Infinity;
+  for (const v of votes) bound = Math.max(bound, v.recvMs - v.lastAckAgoMs + quorumWindowMs);
+  return bound;
+}
+
+/** The newest replicated state among the votes and our own. */
+export function newestState(own: ClusterState, votes: GrantedVote[]): ClusterState {
+  let best = own;
+  for (const v of votes) if (v.state && compareVersion(v.state, best) > 0) best = v.state;
+  return best;
+}

@@ -1,0 +1,198 @@
+// Leader side: what the leader knows of each node in this leadership, and the
+// rules for keeping, revoking and choosing the master.
+import type { AdminCommand, ClusterState, CoreParams, NodeName, PeerInfo, RunnerReport } from './types';
+import { assertNever } from './types';
+import { compareRank, isStopped } from './state';
+
+/** The leader's view of one node, rebuilt for every leadership. */
+export interface NodeView {
+  name: NodeName;
+  /** Leader clock when the last reply arrived. */
+  lastReplyMs: number | null;
+  lastAckSeq: number;
+  /** Largest send time (leader clock) of a heartbeat this node acknowledged. */
+  lastAckedSentMs: number;
+  /** The node's clock in its last reply: echoed back as a lease grant. */
+  echoNowMs: number | null;
+  incarnation: number | null;
+  report: RunnerReport | null;
+  reportSeq: number;
+  ackedVersionEpoch: number;
+  ackedVersionSeq: number;
+  /** Leader clock and heartbeat sequence of the last lease grant to this node. */
+  lastGrantMs: number | null;
+  lastGrantSeq: number;
+  /** Heartbeat sequence current when a fence of this node succeeded. */
+  fencedAtSeq: number | null;
+  fenceInFlight: boolean;
+}
+
+export function newView(name: NodeName): NodeView {
+  return {
+    name,
+    lastReplyMs: null,
+    lastAckSeq: -1,
+    lastAckedSentMs: -Infinity,
+    echoNowMs: null,
+    incarnation: null,
+    report: null,
+    reportSeq: -1,
+    ackedVersionEpoch: -1,
+    ackedVersionSeq: -1,
+    lastGrantMs: null,
+    lastGrantSeq: -1,
+    fencedAtSeq: null,
+    fenceInFlight: false,
+  };
+}
+
+export interface MasterContext {
+  nowMs: number;
+  params: CoreParams;
+  state: ClusterState;
+  peers: Map<NodeName, PeerInfo>;
+  views: Map<NodeName, NodeView>;
+  /** No lease from an earlier leadership outlives this plus lease + demote. */
+  oldGrantsBoundMs: number;
+  self: NodeName;
+}
+
+export function reachable(ctx: MasterContext, name: NodeName): boolean {
+  if (name === ctx.self) return true;
+  const v = ctx.views.get(name);
+  return v !== undefined && v.lastReplyMs !== null && ctx.nowMs - v.lastReplyMs <= ctx.params.leaderTimeoutMs;
+}
+
+/**
+ * Could `name` still hold the master role? False only when it said so after
+ * our last grant to it, or a fence succeeded after that grant, or every lease
+ * it could have has run out and its demotion time has passed.
+ */
+export function mayHold(ctx: MasterContext, name: NodeName): boolean {
+  const v = ctx.views.get(name);
+  if (v === undefined) return false;
+  if (v.fencedAtSeq !== null && v.fencedAtSeq >= v.lastGrantSeq) return false;
+  if (v.report !== null && !v.report.holding && v.reportSeq > v.lastGrantSeq) return false;
+  if (ctx.state.frozenHolders.includes(name)) return true;
+  const p = ctx.params;
+  const lastGrant = Math.max(v.lastGrantMs ?? -Infinity, ctx.oldGrantsBoundMs);
+  return ctx.nowMs < lastGrant + p.masterLeaseMs + p.demoteTimeoutMs + p.safetyMarginMs;
+}
+
+/** Why the designated master must be revoked now, or null to keep it. */
+export function revokeReason(ctx: MasterContext, master: NodeName): string | null {
+  const peer = ctx.peers.get(master);
+  if (peer === undefined || !peer.runner) return 'not a runner';
+  if (ctx.state.manualMaster) return 'koi demote';
+  if (ctx.state.target !== null && ctx.state.target !== master) return `switchover to ${ctx.state.target}`;
+  if (isStopped(ctx.state, master)) return 'stopped by koi stop';
+  if (!reachable(ctx, master)) return 'unreachable';
+  const r = ctx.views.get(master)?.report ?? null;
+  if (r === null) return null;
+  if (r.failed) return 'failed';
+  if (!r.holding && !r.promotable) return 'not promotable';
+  return null;
+}
+
+export function promotable(ctx: MasterContext, name: NodeName): boolean {
+  const peer = ctx.peers.get(name);
+  const r = ctx.views.get(name)?.report ?? null;
+  return (
+    peer !== undefined && peer.runner && reachable(ctx, name) && r !== null && r.promotable && !r.failed && !isStopped(ctx.state, name)
+  );
+}
+
+/**
+ * The best runner to promote: one that reports itself master, then one that
+ * did not fail recently, then the longest uptime, then Bully rank.
+ */
+export function chooseMaster(ctx: MasterContext): NodeName | null {
+  const cands: { name: NodeName; r: RunnerReport; peer: PeerInfo }[] = [];
+  for (const [name, peer] of ctx.peers) {
+    if (!promotable(ctx, name)) continue;
+    cands.push({ name, r: ctx.views.get(name)!.report!, peer });
+  }
+  if (cands.length === 0) return null;
+  const recent = (r: RunnerReport) => r.lastFailureAgoMs !== null && r.lastFailureAgoMs < ctx.params.failurePromotionTimeoutMs;
+  cands.sort((a, b) => {
+    if (a.r.holding !== b.r.holding) return a.r.holding ? -1 : 1;
+    if (recent(a.r) !== recent(b.r)) return recent(a.r) ? 1 : -1;
+    if (a.r.uptimeMs !== b.r.uptimeMs) return b.r.uptimeMs - a.r.uptimeMs;
+    return compareRank(a.peer, b.peer);
+  });
+  return cands[0]!.name;
+}
+
+/** A refusal message for an admin command, or null when it can be applied. */
+export function refuseCommand(ctx: MasterContext, c: AdminCommand): string | null {
+  switch (c.kind) {
+    case 'promote': {
+      const peer = ctx.peers.get(c.node);
+      if (peer === undefined) return `no node named ${c.node} — see koi status for the names`;
+      if (!peer.runner) return `${c.node} is not a runner — only runners can be master`;
+      if (ctx.state.maintenance) return 'the cluster is in maintenance — run koi maintenance off first';
+      if (ctx.state.master === c.node && !ctx.state.manualMaster) return null;
+      if (!promotable(ctx, c.node)) {
+        const r = ctx.views.get(c.node)?.report ?? null;
+        const why = !reachable(ctx, c.node) ? 'unreachable' : r?.failed ? 'failed — run koi recover first' : isStopped(ctx.state, c.node) ? 'stopped — run koi start first' : 'not promotable yet';
+        return `${c.node} cannot be promoted: ${why}`;
+      }
+      return null;
+    }
+    case 'start':
+    case 'stop':
+    case 'recover': {
+      const peer = ctx.peers.get(c.node);
+      if (peer === undefined) return `no node named ${c.node} — see koi status for the names`;
+      if (!peer.runner) return `${c.node} is not a runner`;
+      return null;
+    }
+    case 'demote':
+    case 'elect':
+    case 'maintenance':
+      return null;
+    default:
+      return assertNever(c);
+  }
+}
+
+/** Apply an accepted admin command to the state (mutates `s`). */
+export function applyCommand(s: ClusterState, c: AdminCommand, mayHoldNow: NodeName[]): string {
+  switch (c.kind) {
+    case 'promote':
+      if (s.master === c.node) {
+        s.target = null;
+        s.manualMaster = false;
+      } else {
+        s.target = c.node;
+        s.manualMaster = false;
+      }
+      return `promote ${c.node}`;
+    case 'demote':
+      s.manualMaster = true;
+      s.target = null;
+      return 'demote (manual masterless mode)';
+    case 'elect':
+      s.manualMaster = false;
+      s.target = null;
+      return 'elect (automatic master choice)';
+    case 'maintenance':
+      if (s.maintenance && !c.on) {
+        // Holders may ignore their lease until they learn maintenance is off.
+        s.frozenHolders = [...new Set([...s.frozenHolders, ...mayHoldNow])];
+      }
+      s.maintenance = c.on;
+      return `maintenance ${c.on ? 'on' : 'off'}`;
+    case 'start':
+      s.stopped = s.stopped.filter((n) => n !== c.node);
+      return `start ${c.node}`;
+    case 'stop':
+      if (!s.stopped.includes(c.node)) s.stopped = [...s.stopped, c.node];
+      return `stop ${c.node}`;
+    case 'recover':
+      s.recoverTokens = { ...s.recoverTokens, [c.node]: (s.recoverTokens[c.node] ?? 0) + 1 };
+      return `recover ${c.node}`;
+    default:
+      return assertNever(c);
+  }
+}

@@ -1,0 +1,763 @@
+// One koi node as a deterministic state machine: feed it time with tick(),
+// everything else with step(), then take ready() and call advance().
+import type {
+  AdminCommand,
+  AdminReply,
+  ClusterState,
+  CoreParams,
+  ElectorRole,
+  Input,
+  Message,
+  NodeName,
+  PeerInfo,
+  PersistedState,
+  Ready,
+  RunnerReport,
+  ServiceDef,
+} from './types';
+import { assertNever } from './types';
+import { cloneState, compareVersion, initialClusterState, MAX_FAILURE_RECORDS, outranks } from './state';
+import { decideVote, newestState, oldGrantsBoundMs, type GrantedVote } from './election';
+import {
+  applyCommand,
+  chooseMaster,
+  mayHold,
+  newView,
+  promotable,
+  reachable,
+  refuseCommand,
+  revokeReason,
+  type MasterContext,
+  type NodeView,
+} from './master';
+import { Runner, sameFailure, type RunnerOutput } from './runner';
+
+export interface NodeSetup {
+  self: NodeName;
+  peers: PeerInfo[];
+  params: CoreParams;
+  services: ServiceDef[];
+  /** Distinguishes this process from earlier ones of the same node (edge-chosen). */
+  incarnation: number;
+  nowMs: number;
+  persisted: PersistedState | null;
+}
+
+interface Campaign {
+  epoch: number;
+  preVote: boolean;
+  takeover: boolean;
+  startedMs: number;
+  votes: Map<NodeName, GrantedVote>;
+}
+
+interface PendingReply {
+  requestId: number;
+  versionEpoch: number;
+  versionSeq: number;
+  deadlineMs: number;
+}
+
+interface Leadership {
+  seq: number;
+  lastHeartbeatMs: number;
+  heartbeatDue: boolean;
+  views: Map<NodeName, NodeView>;
+  oldGrantsBoundMs: number;
+  lastQuorumMs: number;
+  pending: PendingReply[];
+  fences: Map<number, NodeName>;
+}
+
+export interface NodeStats {
+  staleDropped: number;
+  unknownDropped: number;
+  duplicateDropped: number;
+}
+
+function emptyReady(): Ready {
+  return { messages: [], runs: [], signals: [], fences: [], events: [], replies: [], persist: null };
+}
+
+export class KoiNode {
+  readonly name: NodeName;
+  readonly self: PeerInfo;
+  readonly peers: Map<NodeName, PeerInfo>;
+  readonly params: CoreParams;
+  readonly quorumWindowMs: number;
+  readonly incarnation: number;
+  readonly stats: NodeStats = { staleDropped: 0, unknownDropped: 0, duplicateDropped: 0 };
+
+  epoch: number;
+  votedFor: NodeName | null;
+  role: ElectorRole = 'follower';
+  leader: NodeName | null = null;
+  state: ClusterState;
+  readonly runner: Runner | null;
+
+  private nowMs: number;
+  private lastLeaderMs: number;
+  private followingSinceMs: number;
+  /** Last time this node acknowledged any leader (or voted); boot counts. */
+  private lastAckMs: number;
+  private backoffUntilMs = -Infinity;
+  private failedCampaignUntilMs = -Infinity;
+  private campaign: Campaign | null = null;
+  private heartbeatSeqSeen = -1;
+  private lead: Leadership | null = null;
+  private lastReportKey = '';
+  private nextRunId = 1;
+  private nextFenceId = 1;
+  private out: Ready = emptyReady();
+  private persistDirty = false;
+  private readonly inbox: { from: NodeName; msg: Message }[] = [];
+
+  constructor(setup: NodeSetup) {
+    this.name = setup.self;
+    this.params = setup.params;
+    this.peers = new Map(setup.peers.map((p) => [p.name, p]));
+    const self = this.peers.get(setup.self);
+    if (self === undefined) throw new Error(`node ${setup.self} is not among the peers`);
+    this.self = self;
+    this.incarnation = setup.incarnation;
+    const p = setup.params;
+    this.quorumWindowMs = Math.min(p.leaderTimeoutMs, Math.max(2 * p.heartbeatIntervalMs, p.leaderTimeoutMs / 2));
+    this.nowMs = setup.nowMs;
+    this.lastLeaderMs = setup.nowMs;
+    this.followingSinceMs = setup.nowMs;
+    this.lastAckMs = setup.nowMs;
+    this.epoch = setup.persisted?.epoch ?? 0;
+    this.votedFor = setup.persisted?.votedFor ?? null;
+    this.state = setup.persisted ? cloneState(setup.persisted.state) : initialClusterState();
+    this.runner = self.runner ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++) : null;
+    const electors = setup.peers.filter((x) => x.elector).length;
+    if (p.quorum <= electors / 2) {
+      this.out.events.push({
+        kind: 'warning',
+        text: `quorum ${p.quorum} of ${electors} electors: two partitions can each elect a leader and promote a master`,
+      });
+    }
+  }
+
+  // ---- the four entry points -------------------------------------------
+
+  tick(nowMs: number): void {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    if (this.role === 'leader') this.leaderTick();
+    else this.followerTick();
+    this.runnerTick();
+    this.drain();
+  }
+
+  step(input: Input, nowMs: number): void {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    switch (input.kind) {
+      case 'message':
+        this.receive(input.from, input.msg);
+        break;
+      case 'script-done': {
+        const o = this.runnerOut();
+        this.runner?.scriptDone(this.nowMs, input.runId, input.exitCode, input.signal, input.output, input.wallMs, o);
+        this.runnerTick();
+        break;
+      }
+      case 'fence-done':
+        this.fenceDone(input.fenceId, input.ok);
+        break;
+      case 'admin':
+        this.admin(input.requestId, input.command);
+        break;
+      default:
+        assertNever(input);
+    }
+    this.drain();
+  }
+
+  ready(): Ready {
+    if (this.persistDirty) {
+      this.out.persist = { epoch: this.epoch, votedFor: this.votedFor, state: cloneState(this.state) };
+      this.persistDirty = false;
+    }
+    return this.out;
+  }
+
+  advance(): void {
+    this.out = emptyReady();
+  }
+
+  // ---- introspection (CLI, metrics, simulator) ----------------------------
+
+  isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  leaderViews(): ReadonlyMap<NodeName, NodeView> | null {
+    return this.lead?.views ?? null;
+  }
+
+  // ---- messages ----------------------------------------------------------
+
+  private send(to: NodeName, msg: Message): void {
+    if (to === this.name) this.inbox.push({ from: to, msg });
+    else this.out.messages.push({ to, msg });
+  }
+
+  private drain(): void {
+    for (let guard = 0; this.inbox.length > 0; guard++) {
+      if (guard > 1000) throw new Error('self-delivery loop');
+      const m = this.inbox.shift()!;
+      this.receive(m.from, m.msg);
+    }
+    this.maybeSendReport();
+  }
+
+  /** The one place where epochs are compared: stale messages stop here. */
+  private receive(from: NodeName, msg: Message): void {
+    if (!this.peers.has(from)) {
+      this.stats.unknownDropped++;
+      this.out.events.push({ kind: 'dropped', from, reason: 'not a configured peer' });
+      return;
+    }
+    if (msg.kind === 'vote' && !msg.granted) {
+      // A refusal carries the voter's own epoch and grants nothing, so it is
+      // never stale: it either shows us a newer epoch or asks us to yield.
+      if (msg.epoch > this.epoch) this.adoptEpoch(msg.epoch, `${from} is at a newer epoch`);
+      else if (msg.outranked) this.yieldTo();
+      return;
+    }
+    if (msg.epoch < this.epoch) {
+      this.stats.staleDropped++;
+      // Tell a stale leader or candidate where the cluster is, so it catches up.
+      if (msg.kind === 'heartbeat') this.send(from, this.ackMessage(msg.seq, msg.sentMs, false));
+      else if (msg.kind === 'vote-req') this.send(from, this.voteMessage(this.epoch, msg.preVote, false, false));
+      return;
+    }
+    switch (msg.kind) {
+      case 'heartbeat':
+        if (msg.epoch > this.epoch) this.adoptEpoch(msg.epoch, `heartbeat from ${from}`);
+        this.onHeartbeat(from, msg);
+        break;
+      case 'ack':
+        if (msg.epoch > this.epoch) this.adoptEpoch(msg.epoch, `${from} is at a newer epoch`);
+        else this.onAck(from, msg);
+        break;
+      case 'vote-req':
+        this.onVoteRequest(from, msg);
+        break;
+      case 'vote':
+        this.onVote(from, msg);
+        break;
+      default:
+        assertNever(msg);
+    }
+  }
+
+  private adoptEpoch(epoch: number, reason: string): void {
+    if (epoch <= this.epoch) return;
+    if (this.role === 'leader') this.stepDown(reason);
+    this.epoch = epoch;
+    this.votedFor = null;
+    this.role = 'follower';
+    this.campaign = null;
+    this.setLeader(null);
+    this.persistDirty = true;
+  }
+
+  private setLeader(leader: NodeName | null): void {
+    if (this.leader === leader) return;
+    this.leader = leader;
+    this.heartbeatSeqSeen = -1;
+    this.followingSinceMs = this.nowMs;
+    if (leader === null) this.runner?.leaderLost();
+  }
+
+  // ---- follower side -----------------------------------------------------
+
+  private onHeartbeat(from: NodeName, msg: Extract<Message, { kind: 'heartbeat' }>): void {
+    if (this.role === 'leader' && from !== this.name) {
+      throw new Error(`two leaders in epoch ${msg.epoch}: ${this.name} and ${from}`);
+    }
+    if (this.role === 'candidate') {
+      this.role = 'follower';
+      this.campaign = null;
+    }
+    this.setLeader(from);
+    if (msg.seq <= this.heartbeatSeqSeen) {
+      this.stats.duplicateDropped++;
+      return;
+    }
+    this.heartbeatSeqSeen = msg.seq;
+    this.lastLeaderMs = this.nowMs;
+    this.lastAckMs = this.nowMs;
+    if (msg.state !== null && compareVersion(msg.state, this.state) > 0) {
+      this.state = cloneState(msg.state);
+      this.persistDirty = true;
+    }
+    this.runner?.onHeartbeat(
+      this.nowMs,
+      { epoch: msg.epoch, master: msg.master, masterEpoch: msg.masterEpoch, grant: msg.grant },
+      this.state,
+    );
+    this.runnerTick();
+    this.send(from, this.ackMessage(msg.seq, msg.sentMs, true));
+  }
+
+  private ackMessage(seq: number, echoSentMs: number, withReport: boolean): Message {
+    const report = withReport && this.runner ? this.runner.report(this.nowMs) : null;
+    if (report) this.lastReportKey = reportKey(report);
+    return {
+      kind: 'ack',
+      epoch: this.epoch,
+      seq,
+      echoSentMs,
+      nowMs: this.nowMs,
+      incarnation: this.incarnation,
+      stateVersionEpoch: this.state.versionEpoch,
+      stateVersionSeq: this.state.versionSeq,
+      report,
+    };
+  }
+
+  /** Tell the leader at once when the runner's role-relevant facts change. */
+  private maybeSendReport(): void {
+    if (this.runner === null || this.leader === null || this.heartbeatSeqSeen < 0) return;
+    const key = reportKey(this.runner.report(this.nowMs));
+    if (key === this.lastReportKey) return;
+    this.send(this.leader, this.ackMessage(this.heartbeatSeqSeen, -Infinity, true));
+    this.drainSelfOnly();
+  }
+
+  private drainSelfOnly(): void {
+    while (this.inbox.length > 0) {
+      const m = this.inbox.shift()!;
+      this.receive(m.from, m.msg);
+    }
+  }
+
+  private followerTick(): void {
+    const p = this.params;
+    const now = this.nowMs;
+    if (this.leader !== null && now - this.lastLeaderMs > p.leaderTimeoutMs) {
+      this.out.events.push({ kind: 'leader-lost', epoch: this.epoch, reason: `no heartbeat from ${this.leader} for ${now - this.lastLeaderMs}ms` });
+      this.setLeader(null);
+    }
+    if (this.campaign !== null && now - this.campaign.startedMs > p.leaderTimeoutMs) {
+      // No quorum answered: let lower-ranked electors have a go for a while.
+      const c = this.campaign;
+      this.campaign = null;
+      this.role = 'follower';
+      this.backoffUntilMs = now + (c.takeover ? p.takeoverSettleMs : p.leaderTimeoutMs);
+      this.failedCampaignUntilMs = now + 2 * p.leaderTimeoutMs;
+      if (c.takeover) this.followingSinceMs = now;
+    }
+    if (!this.self.elector || this.campaign !== null || now < this.backoffUntilMs) return;
+    if (this.leader === null && now - this.lastLeaderMs >= p.leaderTimeoutMs) {
+      this.startCampaign(true, false);
+      return;
+    }
+    const leaderPeer = this.leader === null ? undefined : this.peers.get(this.leader);
+    if (leaderPeer !== undefined && outranks(this.self, leaderPeer) && now - this.followingSinceMs >= p.takeoverSettleMs) {
+      this.startCampaign(true, true);
+    }
+  }
+
+  // ---- election ------------------------------------------------------------
+
+  private electors(): PeerInfo[] {
+    return [...this.peers.values()].filter((p) => p.elector);
+  }
+
+  private startCampaign(preVote: boolean, takeover: boolean): void {
+    const now = this.nowMs;
+    const epoch = this.epoch + 1;
+    const selfVote: GrantedVote = { from: this.name, recvMs: now, lastAckAgoMs: now - this.lastAckMs, state: this.state };
+    if (!preVote) {
+      this.epoch = epoch;
+      this.votedFor = this.name;
+      this.role = 'candidate';
+      this.setLeader(null);
+      this.lastAckMs = now;
+      this.persistDirty = true;
+    }
+    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]) };
+    this.out.events.push({ kind: 'campaign', epoch, takeover });
+    for (const p of this.electors()) {
+      if (p.name !== this.name) this.send(p.name, { kind: 'vote-req', epoch, takeover, preVote });
+    }
+    this.checkVotes();
+  }
+
+  private voteMessage(epoch: number, preVote: boolean, granted: boolean, outranked: boolean): Message {
+    return {
+      kind: 'vote',
+      epoch,
+      preVote,
+      granted,
+      outranked,
+      lastAckAgoMs: this.nowMs - this.lastAckMs,
+      state: granted && !preVote ? cloneState(this.state) : null,
+    };
+  }
+
+  private liveLeader(): PeerInfo | null {
+    if (this.role === 'leader') return this.self;
+    if (this.leader === null || this.nowMs - this.lastLeaderMs > this.params.leaderTimeoutMs) return null;
+    return this.peers.get(this.leader) ?? null;
+  }
+
+  private onVoteRequest(from: NodeName, msg: Extract<Message, { kind: 'vote-req' }>): void {
+    const candidate = this.peers.get(from)!;
+    if (!candidate.elector || !this.self.elector) {
+      this.out.events.push({ kind: 'dropped', from, reason: 'vote request between non-electors' });
+      return;
+    }
+    const decision = decideVote(
+      {
+        self: this.self,
+        epoch: this.epoch,
+        votedFor: this.votedFor,
+        liveLeader: this.liveLeader(),
+        canRun: this.nowMs >= this.failedCampaignUntilMs,
+      },
+      candidate,
+      msg,
+    );
+    if (!decision.grant) {
+      if (decision.outranked) {
+        // Bully: answer "I am here" and run ourselves, above their epoch.
+        if (!msg.preVote && msg.epoch > this.epoch) this.adoptEpoch(msg.epoch, `outranked candidate ${from}`);
+        this.send(from, this.voteMessage(this.epoch, msg.preVote, false, true));
+        if (this.campaign === null && this.role !== 'leader') this.startCampaign(true, false);
+      } else {
+        this.send(from, this.voteMessage(this.epoch, msg.preVote, false, false));
+      }
+      return;
+    }
+    if (msg.preVote) {
+      this.send(from, this.voteMessage(msg.epoch, true, true, false));
+      return;
+    }
+    const reply = this.voteMessage(msg.epoch, false, true, false);
+    if (this.role === 'leader') this.stepDown(`handing over to ${from}`);
+    this.epoch = msg.epoch;
+    this.votedFor = from;
+    this.role = 'follower';
+    this.campaign = null;
+    this.setLeader(null);
+    // Voting counts as acknowledging: later leaders must wait out our grantee too.
+    this.lastAckMs = this.nowMs;
+    this.persistDirty = true;
+    this.send(from, reply);
+  }
+
+  private onVote(from: NodeName, msg: Extract<Message, { kind: 'vote' }>): void {
+    const c = this.campaign;
+    if (c === null || msg.epoch !== c.epoch || msg.preVote !== c.preVote) return;
+    if (!c.votes.has(from)) c.votes.set(from, { from, recvMs: this.nowMs, lastAckAgoMs: msg.lastAckAgoMs, state: msg.state });
+    this.checkVotes();
+  }
+
+  /** A higher-ranked elector is alive and runs: wait for it. */
+  private yieldTo(): void {
+    if (this.campaign === null) return;
+    this.campaign = null;
+    if (this.role === 'candidate') this.role = 'follower';
+    this.backoffUntilMs = this.nowMs + this.params.leaderTimeoutMs;
+  }
+
+  private checkVotes(): void {
+    const c = this.campaign;
+    if (c === null || c.votes.size < this.params.quorum) return;
+    if (c.preVote) {
+      this.campaign = null;
+      this.startCampaign(false, c.takeover);
+      return;
+    }
+    this.becomeLeader(c);
+  }
+
+  private becomeLeader(c: Campaign): void {
+    const now = this.nowMs;
+    const votes = [...c.votes.values()];
+    this.campaign = null;
+    this.role = 'leader';
+    this.setLeader(this.name);
+    const inherited = newestState(this.state, votes);
+    this.state = cloneState(inherited);
+    this.state.versionEpoch = this.epoch;
+    this.state.versionSeq = 1;
+    this.persistDirty = true;
+    const views = new Map<NodeName, NodeView>();
+    for (const p of this.peers.values()) views.set(p.name, newView(p.name));
+    // A vote is as good as an acknowledged heartbeat sent when we asked.
+    for (const v of votes) views.get(v.from)!.lastAckedSentMs = c.startedMs;
+    this.lead = {
+      seq: 0,
+      lastHeartbeatMs: -Infinity,
+      heartbeatDue: true,
+      views,
+      oldGrantsBoundMs: oldGrantsBoundMs(votes, this.quorumWindowMs),
+      lastQuorumMs: now,
+      pending: [],
+      fences: new Map(),
+    };
+    this.out.events.push({ kind: 'leader-elected', epoch: this.epoch, leader: this.name });
+    this.leaderTick();
+  }
+
+  private stepDown(reason: string): void {
+    const lead = this.lead;
+    this.role = 'follower';
+    this.lead = null;
+    this.setLeader(null);
+    this.out.events.push({ kind: 'stepped-down', epoch: this.epoch, reason });
+    if (lead !== null) {
+      for (const p of lead.pending) this.reply(p.requestId, false, 'not-committed', `leader ${this.name} stepped down (${reason}) before the change was confirmed — check koi status and retry`);
+    }
+  }
+
+  // ---- leader side -----------------------------------------------------------
+
+  private masterContext(): MasterContext {
+    const lead = this.lead!;
+    return {
+      nowMs: this.nowMs,
+      params: this.params,
+      state: this.state,
+      peers: this.peers,
+      views: lead.views,
+      oldGrantsBoundMs: lead.oldGrantsBoundMs,
+      self: this.name,
+    };
+  }
+
+  private hasQuorum(): boolean {
+    const lead = this.lead!;
+    const since = this.nowMs - this.quorumWindowMs;
+    let n = 0;
+    for (const p of this.peers.values()) {
+      if (!p.elector) continue;
+      if (p.name === this.name || lead.views.get(p.name)!.lastAckedSentMs >= since) n++;
+    }
+    return n >= this.params.quorum;
+  }
+
+  private leaderTick(): void {
+    const lead = this.lead!;
+    const now = this.nowMs;
+    if (this.hasQuorum()) lead.lastQuorumMs = now;
+    else if (now - lead.lastQuorumMs > this.params.leaderTimeoutMs) {
+      this.stepDown(`lost quorum of ${this.params.quorum} electors`);
+      return;
+    }
+    this.decideMaster();
+    if (lead.heartbeatDue || now - lead.lastHeartbeatMs >= this.params.heartbeatIntervalMs) this.sendHeartbeats();
+    this.settlePending();
+  }
+
+  private changeState(what: string, mutate: (s: ClusterState) => void): void {
+    mutate(this.state);
+    this.state.versionEpoch = this.epoch;
+    this.state.versionSeq += 1;
+    this.persistDirty = true;
+    this.lead!.heartbeatDue = true;
+    this.out.events.push({ kind: 'state-changed', what });
+  }
+
+  private sendHeartbeats(): void {
+    const lead = this.lead!;
+    const now = this.nowMs;
+    const quorate = this.hasQuorum();
+    lead.seq += 1;
+    lead.lastHeartbeatMs = now;
+    lead.heartbeatDue = false;
+    this.lastAckMs = now;
+    for (const p of this.peers.values()) {
+      const v = lead.views.get(p.name)!;
+      let grant = null;
+      if (quorate && this.state.master === p.name && v.echoNowMs !== null && v.incarnation !== null) {
+        grant = { echoMs: v.echoNowMs, incarnation: v.incarnation };
+        v.lastGrantMs = now;
+        v.lastGrantSeq = lead.seq;
+      }
+      const behind = compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, this.state) < 0;
+      this.send(p.name, {
+        kind: 'heartbeat',
+        epoch: this.epoch,
+        seq: lead.seq,
+        sentMs: now,
+        master: this.state.master,
+        masterEpoch: this.state.masterEpoch,
+        grant,
+        state: behind ? cloneState(this.state) : null,
+        stateVersionEpoch: this.state.versionEpoch,
+        stateVersionSeq: this.state.versionSeq,
+      });
+    }
+  }
+
+  private onAck(from: NodeName, msg: Extract<Message, { kind: 'ack' }>): void {
+    const lead = this.lead;
+    if (this.role !== 'leader' || lead === null) return;
+    const v = lead.views.get(from)!;
+    const newer = msg.seq > v.lastAckSeq || (msg.seq === v.lastAckSeq && v.echoNowMs !== null && msg.nowMs > v.echoNowMs);
+    if (!newer) {
+      this.stats.duplicateDropped++;
+      return;
+    }
+    v.lastAckSeq = msg.seq;
+    v.lastAckedSentMs = Math.max(v.lastAckedSentMs, msg.echoSentMs);
+    v.lastReplyMs = this.nowMs;
+    if (v.incarnation !== msg.incarnation) v.echoNowMs = null;
+    v.incarnation = msg.incarnation;
+    v.echoNowMs = Math.max(v.echoNowMs ?? -Infinity, msg.nowMs);
+    if (compareVersion({ versionEpoch: msg.stateVersionEpoch, versionSeq: msg.stateVersionSeq }, { versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }) > 0) {
+      v.ackedVersionEpoch = msg.stateVersionEpoch;
+      v.ackedVersionSeq = msg.stateVersionSeq;
+    }
+    if (msg.report !== null) {
+      v.report = msg.report;
+      v.reportSeq = msg.seq;
+      this.recordFailures(msg.report);
+    }
+    const current = compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, this.state) >= 0;
+    if (current && !this.state.maintenance && this.state.frozenHolders.includes(from)) {
+      // It now knows maintenance is off and demotes within demote_timeout from here.
+      v.lastGrantMs = Math.max(v.lastGrantMs ?? -Infinity, this.nowMs - this.params.masterLeaseMs);
+      this.changeState(`${from} saw maintenance off`, (s) => {
+        s.frozenHolders = s.frozenHolders.filter((n) => n !== from);
+      });
+    }
+    this.decideMaster();
+    this.settlePending();
+  }
+
+  private recordFailures(r: RunnerReport): void {
+    const fresh = r.pendingFailures.filter((f) => !this.state.failures.some((g) => sameFailure(f, g)));
+    if (fresh.length === 0) return;
+    this.changeState(`failures recorded: ${fresh.length}`, (s) => {
+      s.failures = [...s.failures, ...fresh].slice(-MAX_FAILURE_RECORDS);
+    });
+  }
+
+  private decideMaster(): void {
+    if (this.lead === null || this.state.maintenance) return;
+    const ctx = this.masterContext();
+    const current = this.state.master;
+    if (current !== null) {
+      const reason = revokeReason(ctx, current);
+      if (reason === null) return;
+      this.changeState(`master ${current} revoked: ${reason}`, (s) => {
+        s.master = null;
+      });
+      this.out.events.push({ kind: 'master-revoked', epoch: this.epoch, master: current, reason });
+    }
+    if (this.state.manualMaster) return;
+    if (this.state.target !== null && !promotable(ctx, this.state.target)) {
+      const t = this.state.target;
+      this.changeState(`switchover target ${t} abandoned: not promotable`, (s) => {
+        s.target = null;
+      });
+    }
+    const cand = this.state.target ?? chooseMaster(ctx);
+    if (cand === null) return;
+    const blockers = [...this.peers.values()].filter((p) => p.runner && p.name !== cand && mayHold(ctx, p.name));
+    if (blockers.length === 0) {
+      const reason = this.state.target === cand ? 'koi promote' : 'automatic choice';
+      this.changeState(`master ${cand} designated`, (s) => {
+        s.master = cand;
+        s.masterEpoch = this.epoch;
+        if (s.target === cand) s.target = null;
+      });
+      this.out.events.push({ kind: 'master-designated', epoch: this.epoch, master: cand, reason });
+      return;
+    }
+    if (!this.params.fenceConfigured) return;
+    for (const b of blockers) {
+      const v = this.lead.views.get(b.name)!;
+      if (reachable(ctx, b.name) || v.fenceInFlight) continue;
+      v.fenceInFlight = true;
+      const fenceId = this.nextFenceId++;
+      this.lead.fences.set(fenceId, b.name);
+      this.out.fences.push({ fenceId, node: b.name });
+      this.out.events.push({ kind: 'fence-requested', node: b.name });
+    }
+  }
+
+  private fenceDone(fenceId: number, ok: boolean): void {
+    const lead = this.lead;
+    const node = lead?.fences.get(fenceId);
+    if (lead === null || node === undefined) return;
+    lead.fences.delete(fenceId);
+    const v = lead.views.get(node)!;
+    v.fenceInFlight = false;
+    if (ok) v.fencedAtSeq = lead.seq;
+    this.out.events.push({ kind: 'fence-result', node, ok });
+    this.decideMaster();
+  }
+
+  // ---- admin commands ----------------------------------------------------------
+
+  private reply(requestId: number, ok: boolean, code: AdminReply['code'], error: string | null): void {
+    this.out.replies.push({ requestId, ok, code, error, leader: this.role === 'leader' ? this.name : this.leader });
+  }
+
+  private admin(requestId: number, command: AdminCommand): void {
+    if (this.role !== 'leader' || this.lead === null) {
+      this.reply(requestId, false, 'not-leader', this.leader === null ? 'no leader is elected right now — check that a quorum of electors is up, then retry' : null);
+      return;
+    }
+    const ctx = this.masterContext();
+    const refusal = refuseCommand(ctx, command);
+    if (refusal !== null) {
+      this.reply(requestId, false, 'refused', refusal);
+      return;
+    }
+    const mayHoldNow = [...this.peers.values()].filter((p) => p.runner && (p.name === this.state.master || mayHold(ctx, p.name))).map((p) => p.name);
+    let what = '';
+    this.changeState('admin', (s) => {
+      what = applyCommand(s, command, mayHoldNow);
+    });
+    this.out.events.push({ kind: 'state-changed', what: `admin: ${what}` });
+    this.lead.pending.push({
+      requestId,
+      versionEpoch: this.state.versionEpoch,
+      versionSeq: this.state.versionSeq,
+      deadlineMs: this.nowMs + 2 * this.params.leaderTimeoutMs,
+    });
+    this.decideMaster();
+  }
+
+  /** Answer admin requests once a quorum of electors holds the change. */
+  private settlePending(): void {
+    const lead = this.lead;
+    if (lead === null || lead.pending.length === 0) return;
+    const keep: PendingReply[] = [];
+    for (const p of lead.pending) {
+      let n = 0;
+      for (const peer of this.peers.values()) {
+        if (!peer.elector) continue;
+        const v = lead.views.get(peer.name)!;
+        if (compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, p) >= 0) n++;
+      }
+      if (n >= this.params.quorum) this.reply(p.requestId, true, 'ok', null);
+      else if (this.nowMs > p.deadlineMs) this.reply(p.requestId, false, 'not-committed', 'the change did not reach a quorum of electors in time — check koi status and retry');
+      else keep.push(p);
+    }
+    lead.pending = keep;
+  }
+
+  // ---- runner ----------------------------------------------------------------
+
+  private runnerOut(): RunnerOutput {
+    return { runs: this.out.runs, signals: this.out.signals, events: this.out.events };
+  }
+
+  private runnerTick(): void {
+    this.runner?.tick(this.nowMs, this.runnerOut());
+  }
+}
+
+function reportKey(r: RunnerReport): string {
+  return `${r.state}|${r.holding}|${r.promotable}|${r.failed}|${r.pendingFailures.length}|${r.services.map((s) => s.state).join(',')}`;
+}

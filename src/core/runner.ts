@@ -1,0 +1,296 @@
+// Runner side: turns what the leader says (designation, lease, maintenance,
+// stop, recover) into script runs, enforces every script's time limit, and
+// makes sure a runner never holds the master role past its lease plus
+// demote_timeout.
+import type {
+  ClusterState,
+  CoreEvent,
+  CoreParams,
+  FailureRecord,
+  LeaseGrant,
+  NodeName,
+  RunRequest,
+  RunnerReport,
+  RunnerState,
+  ScriptEvent,
+  ServiceDef,
+  SignalRequest,
+} from './types';
+import { assertNever } from './types';
+import type { ServiceRt, ServiceTarget } from './services';
+import { allSettledDown, allStarted, beginScript, finishScript, newService, plan, serviceReport } from './services';
+
+interface RunRecord {
+  runId: number;
+  service: ServiceRt;
+  event: ScriptEvent;
+  startedMs: number;
+  termAtMs: number;
+  killAtMs: number;
+  termSent: boolean;
+  killSent: boolean;
+}
+
+export interface RunnerOutput {
+  runs: RunRequest[];
+  signals: SignalRequest[];
+  events: CoreEvent[];
+}
+
+export interface LeaderView {
+  epoch: number;
+  master: NodeName | null;
+  masterEpoch: number;
+  grant: LeaseGrant | null;
+}
+
+const MAX_AUTO_RECOVER_WAIT_MS = 10 * 60_000;
+
+export class Runner {
+  readonly services: ServiceRt[];
+  private readonly runs = new Map<number, RunRecord>();
+  private leaseUntilMs = -Infinity;
+  private designated = false;
+  private master: NodeName | null = null;
+  private masterEpoch = 0;
+  private epoch = 0;
+  private maintenance = false;
+  /** When this runner learned maintenance was off (its frozen time counts as lease). */
+  private maintenanceOffMs = -Infinity;
+  private adminStopped = false;
+  private failed = false;
+  private failcount = 0;
+  private lastFailureMs: number | null = null;
+  private recoverAtMs: number | null = null;
+  private recoverTokenSeen: number | null = null;
+  private startedSinceMs: number | null = null;
+  private urgent = false;
+  private following = false;
+  private pendingFailures: FailureRecord[] = [];
+
+  constructor(
+    private readonly name: NodeName,
+    private readonly params: CoreParams,
+    defs: ServiceDef[],
+    private readonly incarnation: number,
+    private readonly allocRunId: () => number,
+  ) {
+    this.services = defs.map(newService);
+  }
+
+  holding(): boolean {
+    return this.services.some((s) => s.holding);
+  }
+
+  private leaseValid(nowMs: number): boolean {
+    return nowMs < this.leaseUntilMs;
+  }
+
+  /** A heartbeat of the leader we follow arrived. */
+  onHeartbeat(nowMs: number, hb: LeaderView, state: ClusterState): void {
+    this.epoch = hb.epoch;
+    this.following = true;
+    this.designated = hb.master === this.name;
+    this.master = hb.master;
+    this.masterEpoch = hb.masterEpoch;
+    if (this.designated && hb.grant !== null && hb.grant.incarnation === this.incarnation) {
+      this.leaseUntilMs = Math.max(this.leaseUntilMs, hb.grant.echoMs + this.params.masterLeaseMs);
+    }
+    this.applyState(nowMs, state);
+  }
+
+  /** The replicated state changed (or was confirmed by a heartbeat). */
+  applyState(nowMs: number, state: ClusterState): void {
+    if (this.maintenance && !state.maintenance) this.maintenanceOffMs = nowMs;
+    this.maintenance = state.maintenance;
+    this.adminStopped = state.stopped.includes(this.name);
+    const token = state.recoverTokens[this.name] ?? 0;
+    if (this.recoverTokenSeen === null) this.recoverTokenSeen = token;
+    else if (token > this.recoverTokenSeen) {
+      this.recoverTokenSeen = token;
+      if (this.failed) this.pendingRecover = 'manual';
+    }
+    this.pendingFailures = this.pendingFailures.filter((f) => !state.failures.some((g) => sameFailure(f, g)));
+  }
+
+  private pendingRecover: 'manual' | null = null;
+
+  leaderLost(): void {
+    this.following = false;
+  }
+
+  state(): RunnerState {
+    if (this.failed) return 'failed';
+    if (!allStarted(this.services)) return 'stopped';
+    if (this.holding()) return 'master';
+    return this.following ? 'slave' : 'live';
+  }
+
+  /** The latest instant this runner may hold the master role. */
+  private holdDeadlineMs(): number {
+    return Math.max(this.leaseUntilMs, this.maintenanceOffMs) + this.params.demoteTimeoutMs;
+  }
+
+  private target(nowMs: number): ServiceTarget {
+    if (this.failed || this.adminStopped) return 'stopped';
+    if (this.urgent) return 'started';
+    if (this.designated && this.leaseValid(nowMs)) return 'promoted';
+    return 'started';
+  }
+
+  private timeoutFor(event: ScriptEvent): number {
+    const p = this.params;
+    switch (event) {
+      case 'start':
+        return p.startTimeoutMs;
+      case 'stop':
+        return p.stopTimeoutMs;
+      case 'status':
+        return p.statusTimeoutMs;
+      case 'promote':
+        return p.promoteTimeoutMs;
+      case 'demote':
+        return p.demoteTimeoutMs;
+      case 'failed':
+        return p.failedTimeoutMs;
+      default:
+        return assertNever(event);
+    }
+  }
+
+  private graceMs(): number {
+    return Math.min(this.params.killGraceMs, Math.floor(this.params.demoteTimeoutMs / 4));
+  }
+
+  tick(nowMs: number, out: RunnerOutput): void {
+    const p = this.params;
+    if (this.lastFailureMs !== null && nowMs - this.lastFailureMs > p.failcountResetMs) this.failcount = 0;
+
+    const holding = this.holding();
+    if (!holding) this.urgent = false;
+    if (holding && !this.maintenance && !this.leaseValid(nowMs) && !this.urgent) {
+      // Cut off from the leader (or revoked without reaching us): let go now.
+      this.urgent = true;
+      out.events.push({ kind: 'lease-expired', node: this.name });
+      for (const r of this.runs.values()) {
+        if (r.service.holding && r.event !== 'demote' && r.event !== 'stop') r.termAtMs = Math.min(r.termAtMs, nowMs);
+      }
+    }
+
+    if (!this.maintenance) this.recoverIfDue(nowMs, out);
+
+    if (!this.maintenance) {
+      const urgent = this.urgent;
+      for (const step of plan(this.services, this.target(nowMs), urgent)) this.startRun(nowMs, step.service, step.event, urgent, out);
+    }
+    if (allStarted(this.services)) this.startedSinceMs ??= nowMs;
+    else this.startedSinceMs = null;
+
+    this.enforceDeadlines(nowMs, out);
+  }
+
+  private recoverIfDue(nowMs: number, out: RunnerOutput): void {
+    if (!this.failed || !allSettledDown(this.services)) return;
+    const p = this.params;
+    if (this.pendingRecover === null && this.recoverAtMs === null && p.autoRecover > 0 && this.failcount <= p.autoRecover) {
+      const wait = Math.min(p.autoRecoverWaitMs * 2 ** Math.max(0, this.failcount - 1), MAX_AUTO_RECOVER_WAIT_MS);
+      this.recoverAtMs = nowMs + wait;
+    }
+    const auto = this.recoverAtMs !== null && nowMs >= this.recoverAtMs;
+    if (this.pendingRecover === null && !auto) return;
+    this.failed = false;
+    this.recoverAtMs = null;
+    this.pendingRecover = null;
+    for (const s of this.services) if (s.state === 'failed') s.state = 'stopped';
+    out.events.push({ kind: 'runner-recovered', node: this.name, automatic: auto });
+  }
+
+  private startRun(nowMs: number, s: ServiceRt, event: ScriptEvent, urgent: boolean, out: RunnerOutput): void {
+    const runId = this.allocRunId();
+    beginScript(s, event, runId);
+    const termAtMs = nowMs + this.timeoutFor(event);
+    this.runs.set(runId, { runId, service: s, event, startedMs: nowMs, termAtMs, killAtMs: termAtMs + this.graceMs(), termSent: false, killSent: false });
+    out.runs.push({
+      runId,
+      service: s.def.name,
+      event,
+      vars: {
+        isPromoted: this.holding() || (this.designated && this.leaseValid(nowMs)),
+        state: this.state(),
+        epoch: this.designated ? this.masterEpoch : this.epoch,
+        master: this.master,
+      },
+      urgent: urgent && event === 'demote',
+    });
+  }
+
+  private enforceDeadlines(nowMs: number, out: RunnerOutput): void {
+    const grace = this.graceMs();
+    const holdDeadline = this.holdDeadlineMs();
+    for (const r of this.runs.values()) {
+      let killAt = r.killAtMs;
+      let termAt = r.termAtMs;
+      if (r.service.holding && !this.maintenance) {
+        killAt = Math.min(killAt, holdDeadline);
+        termAt = Math.min(termAt, killAt - grace);
+      }
+      if (!r.termSent && nowMs >= termAt) {
+        r.termSent = true;
+        out.signals.push({ runId: r.runId, signal: 'SIGTERM' });
+      }
+      if (!r.killSent && nowMs >= killAt) {
+        r.killSent = true;
+        out.signals.push({ runId: r.runId, signal: 'SIGKILL' });
+      }
+    }
+  }
+
+  /** A script ended; returns false for a run this runner does not know. */
+  scriptDone(
+    nowMs: number,
+    runId: number,
+    exitCode: number | null,
+    signal: string | null,
+    output: string[],
+    wallMs: number,
+    out: RunnerOutput,
+  ): boolean {
+    const r = this.runs.get(runId);
+    if (r === undefined) return false;
+    this.runs.delete(runId);
+    const ok = exitCode === 0 && signal === null;
+    const justFailed = finishScript(r.service, ok);
+    if (justFailed) {
+      const rec: FailureRecord = { wallMs, node: this.name, service: r.service.def.name, event: r.event, exitCode, signal, output: output.slice(-20) };
+      this.pendingFailures.push(rec);
+      this.failcount += 1;
+      this.lastFailureMs = nowMs;
+      if (!this.failed) {
+        this.failed = true;
+        this.recoverAtMs = null;
+        out.events.push({ kind: 'runner-failed', node: this.name, service: r.service.def.name, event: r.event });
+      }
+    }
+    return true;
+  }
+
+  report(nowMs: number): RunnerReport {
+    const holding = this.holding();
+    return {
+      state: this.state(),
+      holding,
+      promotable:
+        !this.failed && !this.adminStopped && allStarted(this.services) && !this.services.some((s) => s.notPromotable) && !this.urgent,
+      failed: this.failed,
+      failcount: this.failcount,
+      lastFailureAgoMs: this.lastFailureMs === null ? null : nowMs - this.lastFailureMs,
+      uptimeMs: this.startedSinceMs === null ? 0 : nowMs - this.startedSinceMs,
+      services: this.services.map(serviceReport),
+      pendingFailures: this.pendingFailures.map((f) => ({ ...f })),
+    };
+  }
+}
+
+export function sameFailure(a: FailureRecord, b: FailureRecord): boolean {
+  return a.node === b.node && a.wallMs === b.wallMs && a.service === b.service && a.event === b.event;
+}

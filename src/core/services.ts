@@ -1,0 +1,205 @@
+// Per-service state machine and priority ordering. Pure planning: given the
+// services and a target level, say which scripts may start now.
+import type { ScriptEvent, ServiceDef, ServiceReport, ServiceState } from './types';
+import { assertNever } from './types';
+
+/** The level a runner wants its services at. */
+export type ServiceTarget = 'stopped' | 'started' | 'promoted';
+
+/** Where a failed service is in its failure sequence (`failed`, then `stop`). */
+type FailurePath = 'none' | 'run-failed' | 'run-stop';
+
+export interface ServiceRt {
+  def: ServiceDef;
+  state: ServiceState;
+  running: ScriptEvent | null;
+  runId: number | null;
+  /** From the start of promote until the end of demote or stop. */
+  holding: boolean;
+  failurePath: FailurePath;
+  /** Last status exit was 93 (live but not promotable). */
+  notPromotable: boolean;
+}
+
+export interface PlannedRun {
+  service: ServiceRt;
+  event: ScriptEvent;
+}
+
+export function newService(def: ServiceDef): ServiceRt {
+  return { def, state: 'stopped', running: null, runId: null, holding: false, failurePath: 'none', notPromotable: false };
+}
+
+/** 0 stopped, 1 started, 2 promoted; states in motion count where they come from. */
+function level(state: ServiceState): 0 | 1 | 2 {
+  switch (state) {
+    case 'failed':
+    case 'stopped':
+    case 'starting':
+      return 0;
+    case 'started':
+    case 'promoting':
+    case 'stopping':
+    case 'failing':
+      return 1;
+    case 'promoted':
+    case 'demoting':
+      return 2;
+    default:
+      return assertNever(state);
+  }
+}
+
+function targetLevel(t: ServiceTarget): 0 | 1 | 2 {
+  switch (t) {
+    case 'stopped':
+      return 0;
+    case 'started':
+      return 1;
+    case 'promoted':
+      return 2;
+    default:
+      return assertNever(t);
+  }
+}
+
+function settled(s: ServiceRt): boolean {
+  return s.running === null && s.failurePath === 'none';
+}
+
+function atOrBelow(s: ServiceRt, l: number): boolean {
+  return settled(s) && level(s.state) <= l;
+}
+
+function atOrAbove(s: ServiceRt, l: number): boolean {
+  return settled(s) && s.state !== 'failed' && level(s.state) >= l;
+}
+
+function higher(a: ServiceRt, b: ServiceRt): boolean {
+  return a.def.priority !== null && b.def.priority !== null && a.def.priority > b.def.priority;
+}
+
+/**
+ * Scripts that may start now to move the services towards `target`.
+ * Down moves (demote, stop) go in descending priority and come before any up
+ * move; up moves (start, promote) go in ascending priority. Equal priorities
+ * run together; services without a priority never wait. `urgent` drops the
+ * ordering of demotes: the lease ran out and every holder must let go now.
+ */
+export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boolean): PlannedRun[] {
+  const out: PlannedRun[] = [];
+  const want = targetLevel(target);
+  // The failure sequence of a failed service ignores ordering: it is broken.
+  for (const s of services) {
+    if (s.running !== null) continue;
+    if (s.failurePath === 'run-failed') out.push({ service: s, event: 'failed' });
+    else if (s.failurePath === 'run-stop') out.push({ service: s, event: 'stop' });
+  }
+  const goingDown = services.some(
+    (s) => s.failurePath === 'none' && s.state !== 'failed' && (level(s.state) > want || s.state === 'demoting' || s.state === 'stopping'),
+  );
+  for (const s of services) {
+    if (!settled(s) || s.state === 'failed') continue;
+    const l = level(s.state);
+    if (l > want) {
+      const event: ScriptEvent = l === 2 ? 'demote' : 'stop';
+      const floor = l - 1;
+      const blocked = !(urgent && event === 'demote') && services.some((o) => o !== s && higher(o, s) && !atOrBelow(o, floor));
+      if (!blocked) out.push({ service: s, event });
+    } else if (l < want && !goingDown) {
+      const event: ScriptEvent = l === 0 ? 'start' : 'promote';
+      const ceiling = l + 1;
+      const blocked = services.some((o) => o !== s && higher(s, o) && !atOrAbove(o, ceiling));
+      if (!blocked) out.push({ service: s, event });
+    }
+  }
+  return out;
+}
+
+/** The state a service shows while `event` runs. */
+export function runningState(event: ScriptEvent, s: ServiceRt): ServiceState {
+  switch (event) {
+    case 'start':
+      return 'starting';
+    case 'stop':
+      return 'stopping';
+    case 'promote':
+      return 'promoting';
+    case 'demote':
+      return 'demoting';
+    case 'failed':
+      return 'failing';
+    case 'status':
+      return s.state;
+    default:
+      return assertNever(event);
+  }
+}
+
+export function beginScript(s: ServiceRt, event: ScriptEvent, runId: number): void {
+  s.running = event;
+  s.runId = runId;
+  s.state = runningState(event, s);
+  if (event === 'promote') s.holding = true;
+}
+
+/**
+ * Apply the end of a script. Returns true when the service has just failed
+ * (the caller records the failure and fails the runner).
+ */
+export function finishScript(s: ServiceRt, ok: boolean): boolean {
+  const event = s.running;
+  s.running = null;
+  s.runId = null;
+  if (event === null) return false;
+  switch (event) {
+    case 'failed':
+      s.failurePath = 'run-stop';
+      return false;
+    case 'stop':
+      s.holding = false;
+      if (s.failurePath !== 'none') {
+        s.failurePath = 'none';
+        s.state = 'failed';
+        return false;
+      }
+      if (ok) s.state = 'stopped';
+      break;
+    case 'demote':
+      s.holding = false;
+      break;
+    case 'start':
+    case 'promote':
+    case 'status':
+      break;
+    default:
+      return assertNever(event);
+  }
+  if (ok) {
+    if (event === 'start' || event === 'demote') s.state = 'started';
+    else if (event === 'promote') s.state = 'promoted';
+    return false;
+  }
+  s.state = 'failing';
+  s.failurePath = 'run-failed';
+  return true;
+}
+
+export function allStarted(services: ServiceRt[]): boolean {
+  return services.every((s) => s.failurePath === 'none' && (s.state === 'started' || s.state === 'promoted' || s.state === 'promoting' || s.state === 'demoting'));
+}
+
+export function allSettledDown(services: ServiceRt[]): boolean {
+  return services.every((s) => settled(s) && level(s.state) === 0);
+}
+
+export function serviceReport(s: ServiceRt): ServiceReport {
+  return {
+    name: s.def.name,
+    priority: s.def.priority,
+    state: s.state,
+    running: s.running,
+    failed: s.state === 'failed' || s.failurePath !== 'none',
+    notPromotable: s.notPromotable,
+  };
+}

@@ -1,0 +1,290 @@
+// Shared vocabulary of the pure core. Everything here is plain data: it can be
+// serialised, compared in tests, and replayed by the simulator.
+
+export type NodeName = string;
+
+/** Runner states as the spec names them (lowercase on the wire). */
+export type RunnerState = 'failed' | 'disconnected' | 'stopped' | 'live' | 'slave' | 'master';
+
+/** Per-service states. */
+export type ServiceState =
+  | 'failed'
+  | 'failing'
+  | 'stopped'
+  | 'stopping'
+  | 'starting'
+  | 'started'
+  | 'demoting'
+  | 'promoting'
+  | 'promoted';
+
+/** Script events a service directory can implement. */
+export type ScriptEvent = 'start' | 'stop' | 'status' | 'promote' | 'demote' | 'failed';
+
+export type ElectorRole = 'follower' | 'candidate' | 'leader';
+
+export type Signal = 'SIGTERM' | 'SIGKILL';
+
+export interface PeerInfo {
+  name: NodeName;
+  elector: boolean;
+  runner: boolean;
+  /** Bully rank: higher wins, ties broken by name (alphabetically first wins). */
+  priority: number;
+}
+
+export interface ServiceDef {
+  name: string;
+  /** null: the service never waits for others and nobody waits for it. */
+  priority: number | null;
+}
+
+/** Timing and policy knobs the core needs; all durations in milliseconds. */
+export interface CoreParams {
+  heartbeatIntervalMs: number;
+  leaderTimeoutMs: number;
+  masterLeaseMs: number;
+  statusIntervalMs: number;
+  failurePromotionTimeoutMs: number;
+  startTimeoutMs: number;
+  stopTimeoutMs: number;
+  statusTimeoutMs: number;
+  promoteTimeoutMs: number;
+  demoteTimeoutMs: number;
+  failedTimeoutMs: number;
+  autoRecover: number;
+  autoRecoverWaitMs: number;
+  failcountResetMs: number;
+  /** Electors (self included) a leader must reach. */
+  quorum: number;
+  /** Time between SIGTERM and SIGKILL for a script past its limit. */
+  killGraceMs: number;
+  /** How long a returning higher-ranked elector follows before taking over. */
+  takeoverSettleMs: number;
+  /** Time the leader adds to every lease computation for tick granularity. */
+  safetyMarginMs: number;
+  /** Whether a fence executable is configured (the leader may call it). */
+  fenceConfigured: boolean;
+}
+
+/** One recorded failure of a service on a runner. */
+export interface FailureRecord {
+  /** Wall-clock milliseconds supplied by the edge (display only). */
+  wallMs: number;
+  node: NodeName;
+  service: string;
+  event: ScriptEvent;
+  exitCode: number | null;
+  signal: string | null;
+  /** Last lines of the script's output, already bounded by the edge. */
+  output: string[];
+}
+
+/**
+ * The part of the cluster's state the leader replicates in its heartbeats so
+ * that a new leader inherits it. Versions order states across leaderships.
+ */
+export interface ClusterState {
+  versionEpoch: number;
+  versionSeq: number;
+  /** Runner designated as master, or null. */
+  master: NodeName | null;
+  /** Epoch of the leadership that designated the master (the fencing token). */
+  masterEpoch: number;
+  /** `koi demote`: masterless until `koi elect` or `koi promote`. */
+  manualMaster: boolean;
+  /** `koi promote NODE` target while the switchover is pending. */
+  target: NodeName | null;
+  maintenance: boolean;
+  /**
+   * Runners that may have held the master role when maintenance was switched
+   * off and have not yet acknowledged that: while frozen they ignored their
+   * lease, so nobody else is promoted until they confirm or are fenced.
+   */
+  frozenHolders: NodeName[];
+  /** Runners held stopped by `koi stop` until `koi start`. */
+  stopped: NodeName[];
+  /** Incremented by `koi recover NODE`; a runner recovers when it sees a new value. */
+  recoverTokens: Record<NodeName, number>;
+  /** Bounded failure history, oldest first. */
+  failures: FailureRecord[];
+}
+
+export interface ServiceReport {
+  name: string;
+  priority: number | null;
+  state: ServiceState;
+  running: ScriptEvent | null;
+  failed: boolean;
+  /** Last status said "live but not promotable" (exit 93). */
+  notPromotable: boolean;
+}
+
+/** What a runner tells the leader in every heartbeat reply. */
+export interface RunnerReport {
+  state: RunnerState;
+  /** From the start of a promote until the end of the demote. */
+  holding: boolean;
+  promotable: boolean;
+  failed: boolean;
+  failcount: number;
+  /** Milliseconds since this runner last failed, or null. */
+  lastFailureAgoMs: number | null;
+  /** Milliseconds since all services were last started (0 when not). */
+  uptimeMs: number;
+  services: ServiceReport[];
+  /** Failures not yet acknowledged by a leader (resent until they appear in the state). */
+  pendingFailures: FailureRecord[];
+}
+
+export interface LeaseGrant {
+  /** The runner's own clock reading it sent in its last reply. */
+  echoMs: number;
+  incarnation: number;
+}
+
+export type Message =
+  | {
+      kind: 'vote-req';
+      epoch: number;
+      takeover: boolean;
+      preVote: boolean;
+    }
+  | {
+      kind: 'vote';
+      epoch: number;
+      preVote: boolean;
+      granted: boolean;
+      /** Set when the voter outranks the candidate and runs itself. */
+      outranked: boolean;
+      /** How long ago the voter last acknowledged any leader (or booted). */
+      lastAckAgoMs: number;
+      state: ClusterState | null;
+    }
+  | {
+      kind: 'heartbeat';
+      epoch: number;
+      seq: number;
+      sentMs: number;
+      master: NodeName | null;
+      masterEpoch: number;
+      grant: LeaseGrant | null;
+      /** Full state only when the receiver has not acknowledged this version. */
+      state: ClusterState | null;
+      stateVersionEpoch: number;
+      stateVersionSeq: number;
+    }
+  | {
+      kind: 'ack';
+      epoch: number;
+      seq: number;
+      echoSentMs: number;
+      nowMs: number;
+      incarnation: number;
+      stateVersionEpoch: number;
+      stateVersionSeq: number;
+      report: RunnerReport | null;
+    };
+
+export type MessageKind = Message['kind'];
+
+export interface Outbound {
+  to: NodeName;
+  msg: Message;
+}
+
+export interface RunRequest {
+  runId: number;
+  service: string;
+  event: ScriptEvent;
+  /** Values for the KOI_* variables. */
+  vars: {
+    isPromoted: boolean;
+    state: RunnerState;
+    epoch: number;
+    master: NodeName | null;
+  };
+  /** Demote started because the lease ran out (priority order not kept). */
+  urgent: boolean;
+}
+
+export interface SignalRequest {
+  runId: number;
+  signal: Signal;
+}
+
+export interface FenceRequest {
+  fenceId: number;
+  node: NodeName;
+}
+
+export type AdminCommand =
+  | { kind: 'promote'; node: NodeName }
+  | { kind: 'demote' }
+  | { kind: 'elect' }
+  | { kind: 'maintenance'; on: boolean }
+  | { kind: 'start'; node: NodeName }
+  | { kind: 'stop'; node: NodeName }
+  | { kind: 'recover'; node: NodeName };
+
+export interface AdminReply {
+  requestId: number;
+  ok: boolean;
+  /** 'not-leader' lets the edge forward the request to `leader`. */
+  error: string | null;
+  code: 'ok' | 'not-leader' | 'refused' | 'not-committed';
+  leader: NodeName | null;
+}
+
+/** Everything that can happen to a node, as data. */
+export type Input =
+  | { kind: 'message'; from: NodeName; msg: Message }
+  | {
+      kind: 'script-done';
+      runId: number;
+      exitCode: number | null;
+      signal: string | null;
+      output: string[];
+      wallMs: number;
+    }
+  | { kind: 'fence-done'; fenceId: number; ok: boolean }
+  | { kind: 'admin'; requestId: number; command: AdminCommand };
+
+/** Things worth logging, counting and turning into handler events. */
+export type CoreEvent =
+  | { kind: 'leader-elected'; epoch: number; leader: NodeName }
+  | { kind: 'leader-lost'; epoch: number; reason: string }
+  | { kind: 'stepped-down'; epoch: number; reason: string }
+  | { kind: 'campaign'; epoch: number; takeover: boolean }
+  | { kind: 'master-designated'; epoch: number; master: NodeName; reason: string }
+  | { kind: 'master-revoked'; epoch: number; master: NodeName; reason: string }
+  | { kind: 'lease-expired'; node: NodeName }
+  | { kind: 'fence-requested'; node: NodeName }
+  | { kind: 'fence-result'; node: NodeName; ok: boolean }
+  | { kind: 'runner-failed'; node: NodeName; service: string; event: ScriptEvent }
+  | { kind: 'runner-recovered'; node: NodeName; automatic: boolean }
+  | { kind: 'state-changed'; what: string }
+  | { kind: 'dropped'; from: NodeName; reason: string }
+  | { kind: 'warning'; text: string };
+
+export interface Ready {
+  messages: Outbound[];
+  runs: RunRequest[];
+  signals: SignalRequest[];
+  fences: FenceRequest[];
+  events: CoreEvent[];
+  replies: AdminReply[];
+  /** Write this durably before sending `messages` (votes must not be forgotten). */
+  persist: PersistedState | null;
+}
+
+/** What must survive a restart of the node. */
+export interface PersistedState {
+  epoch: number;
+  votedFor: NodeName | null;
+  state: ClusterState;
+}
+
+export function assertNever(x: never): never {
+  throw new Error(`unexpected value: ${JSON.stringify(x)}`);
+}
