@@ -25,6 +25,8 @@ export interface NodeView {
   /** Heartbeat sequence current when a fence of this node succeeded. */
   fencedAtSeq: number | null;
   fenceInFlight: boolean;
+  /** A fence of this node failed in this leadership: fall back to waiting. */
+  fenceFailed: boolean;
 }
 
 export function newView(name: NodeName): NodeView {
@@ -43,6 +45,7 @@ export function newView(name: NodeName): NodeView {
     lastGrantSeq: -1,
     fencedAtSeq: null,
     fenceInFlight: false,
+    fenceFailed: false,
   };
 }
 
@@ -54,6 +57,8 @@ export interface MasterContext {
   views: Map<NodeName, NodeView>;
   /** No lease from an earlier leadership outlives this plus lease + demote. */
   oldGrantsBoundMs: number;
+  /** When this leadership began (leader clock). */
+  electedMs: number;
   self: NodeName;
 }
 
@@ -64,6 +69,14 @@ export function reachable(ctx: MasterContext, name: NodeName): boolean {
 }
 
 /**
+ * Silent for leader_timeout although this leadership has been in office long
+ * enough to hear from it: only then is a node treated as gone.
+ */
+export function presumedDown(ctx: MasterContext, name: NodeName): boolean {
+  return !reachable(ctx, name) && ctx.nowMs - ctx.electedMs > ctx.params.leaderTimeoutMs;
+}
+
+/**
  * Could `name` still hold the master role? False only when it said so after
  * our last grant to it, or a fence succeeded after that grant, or every lease
  * it could have has run out and its demotion time has passed.
@@ -71,12 +84,25 @@ export function reachable(ctx: MasterContext, name: NodeName): boolean {
 export function mayHold(ctx: MasterContext, name: NodeName): boolean {
   const v = ctx.views.get(name);
   if (v === undefined) return false;
-  if (v.fencedAtSeq !== null && v.fencedAtSeq >= v.lastGrantSeq) return false;
-  if (v.report !== null && !v.report.holding && v.reportSeq > v.lastGrantSeq) return false;
+  if (confirmedFree(ctx, name)) return false;
+  const r = v.report;
+  // What a node we can hear says beats any clock arithmetic.
+  if (r !== null && r.holding && reachable(ctx, name)) return true;
   if (ctx.state.frozenHolders.includes(name)) return true;
+  // With a fence, timing alone never frees the role: a frozen koinode ignores
+  // its lease. Only a failed fence falls back to waiting.
+  if (ctx.params.fenceConfigured && !v.fenceFailed) return true;
   const p = ctx.params;
   const lastGrant = Math.max(v.lastGrantMs ?? -Infinity, ctx.oldGrantsBoundMs);
   return ctx.nowMs < lastGrant + p.masterLeaseMs + p.demoteTimeoutMs + p.safetyMarginMs;
+}
+
+/** It told us, after our last grant to it, that it holds nothing (or was fenced). */
+export function confirmedFree(ctx: MasterContext, name: NodeName): boolean {
+  const v = ctx.views.get(name);
+  if (v === undefined) return false;
+  if (v.fencedAtSeq !== null && v.fencedAtSeq >= v.lastGrantSeq) return true;
+  return v.report !== null && !v.report.holding && v.reportSeq > v.lastGrantSeq;
 }
 
 /** Why the designated master must be revoked now, or null to keep it. */
@@ -86,7 +112,7 @@ export function revokeReason(ctx: MasterContext, master: NodeName): string | nul
   if (ctx.state.manualMaster) return 'koi demote';
   if (ctx.state.target !== null && ctx.state.target !== master) return `switchover to ${ctx.state.target}`;
   if (isStopped(ctx.state, master)) return 'stopped by koi stop';
-  if (!reachable(ctx, master)) return 'unreachable';
+  if (presumedDown(ctx, master)) return 'unreachable';
   const r = ctx.views.get(master)?.report ?? null;
   if (r === null) return null;
   if (r.failed) return 'failed';

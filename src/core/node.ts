@@ -21,10 +21,11 @@ import { decideVote, newestState, oldGrantsBoundMs, type GrantedVote } from './e
 import {
   applyCommand,
   chooseMaster,
+  confirmedFree,
   mayHold,
   newView,
+  presumedDown,
   promotable,
-  reachable,
   refuseCommand,
   revokeReason,
   type MasterContext,
@@ -59,6 +60,7 @@ interface PendingReply {
 }
 
 interface Leadership {
+  electedMs: number;
   seq: number;
   lastHeartbeatMs: number;
   heartbeatDue: boolean;
@@ -492,6 +494,7 @@ export class KoiNode {
     // A vote is as good as an acknowledged heartbeat sent when we asked.
     for (const v of votes) views.get(v.from)!.lastAckedSentMs = c.startedMs;
     this.lead = {
+      electedMs: now,
       seq: 0,
       lastHeartbeatMs: -Infinity,
       heartbeatDue: true,
@@ -527,6 +530,7 @@ export class KoiNode {
       peers: this.peers,
       views: lead.views,
       oldGrantsBoundMs: lead.oldGrantsBoundMs,
+      electedMs: lead.electedMs,
       self: this.name,
     };
   }
@@ -675,7 +679,7 @@ export class KoiNode {
     if (!this.params.fenceConfigured) return;
     for (const b of blockers) {
       const v = this.lead.views.get(b.name)!;
-      if (reachable(ctx, b.name) || v.fenceInFlight) continue;
+      if (!presumedDown(ctx, b.name) || v.fenceInFlight) continue;
       v.fenceInFlight = true;
       const fenceId = this.nextFenceId++;
       this.lead.fences.set(fenceId, b.name);
@@ -692,6 +696,7 @@ export class KoiNode {
     const v = lead.views.get(node)!;
     v.fenceInFlight = false;
     if (ok) v.fencedAtSeq = lead.seq;
+    else v.fenceFailed = true;
     this.out.events.push({ kind: 'fence-result', node, ok });
     this.decideMaster();
   }
@@ -713,7 +718,10 @@ export class KoiNode {
       this.reply(requestId, false, 'refused', refusal);
       return;
     }
-    const mayHoldNow = [...this.peers.values()].filter((p) => p.runner && (p.name === this.state.master || mayHold(ctx, p.name))).map((p) => p.name);
+    // Anyone not known to be free may have ignored its lease while frozen.
+    const mayHoldNow = [...this.peers.values()]
+      .filter((p) => p.runner && (p.name === this.state.master || mayHold(ctx, p.name) || !confirmedFree(ctx, p.name)))
+      .map((p) => p.name);
     let what = '';
     this.changeState('admin', (s) => {
       what = applyCommand(s, command, mayHoldNow);

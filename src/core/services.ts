@@ -98,9 +98,15 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
   const goingDown = services.some(
     (s) => s.failurePath === 'none' && s.state !== 'failed' && (level(s.state) > want || s.state === 'demoting' || s.state === 'stopping'),
   );
+  // Phases: every demote before any stop, every start before any promote.
+  const live = services.filter((s) => s.failurePath === 'none' && s.state !== 'failed');
+  const demotesLeft = live.some((s) => s.state === 'promoted' || s.state === 'demoting' || s.state === 'promoting');
+  const startsLeft = live.some((s) => s.state === 'stopped' || s.state === 'starting');
   for (const s of services) {
     if (!settled(s) || s.state === 'failed') continue;
     const l = level(s.state);
+    if (l === 1 && want === 0 && demotesLeft) continue;
+    if (l === 1 && want === 2 && startsLeft) continue;
     if (l > want) {
       const event: ScriptEvent = l === 2 ? 'demote' : 'stop';
       const floor = l - 1;

@@ -1,0 +1,196 @@
+// Invariant checkers of the simulator. They watch what the simulated machines
+// do (script runs, crashes, elections) and keep their own model of it, so a
+// bug in the core cannot hide behind the core's own bookkeeping.
+import type { CoreEvent, NodeName, RunRequest, ScriptEvent, ServiceDef } from '../../src/core/types';
+
+export interface Violation {
+  atMs: number;
+  kind: 'two-leaders' | 'epoch-backwards' | 'two-masters' | 'order' | 'state-lost' | 'liveness' | 'core-threw';
+  text: string;
+}
+
+interface SvcModel {
+  priority: number | null;
+  /** 0 stopped or failed, 1 started, 2 promoted. */
+  level: 0 | 1 | 2;
+  busy: ScriptEvent | null;
+  /** A script failed; the failure sequence has not ended yet. */
+  failing: boolean;
+}
+
+interface MachineModel {
+  services: Map<string, SvcModel>;
+  /** Services that hold the master role (promote started, no demote/stop ended since). */
+  holding: Set<string>;
+  holdingSinceMs: number | null;
+  /** Frozen at some point while holding. */
+  frozenWhileHolding: boolean;
+  /** A fence against it failed while it held. */
+  fenceFailed: boolean;
+}
+
+export class Checker {
+  readonly violations: Violation[] = [];
+  /** Overlaps excused because a holder was frozen and no fence was configured. */
+  frozenExemptions = 0;
+  private readonly machines = new Map<NodeName, MachineModel>();
+  private readonly leaderOfEpoch = new Map<number, NodeName>();
+  private readonly lastEpoch = new Map<NodeName, number>();
+
+  constructor(
+    private readonly services: ServiceDef[],
+    private readonly fenceConfigured: boolean,
+    private readonly safetyChecked: boolean,
+  ) {}
+
+  private machine(node: NodeName): MachineModel {
+    let m = this.machines.get(node);
+    if (m === undefined) {
+      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, fenceFailed: false };
+      for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false });
+      this.machines.set(node, m);
+    }
+    return m;
+  }
+
+  fail(atMs: number, kind: Violation['kind'], text: string): void {
+    this.violations.push({ atMs, kind, text });
+  }
+
+  holders(): NodeName[] {
+    return [...this.machines].filter(([, m]) => m.holding.size > 0).map(([n]) => n);
+  }
+
+  /** The whole machine went down: its services stop with it. */
+  machineDown(node: NodeName): void {
+    const m = this.machine(node);
+    m.holding.clear();
+    m.holdingSinceMs = null;
+    m.frozenWhileHolding = false;
+    m.fenceFailed = false;
+    for (const s of m.services.values()) {
+      s.level = 0;
+      s.busy = null;
+      s.failing = false;
+    }
+  }
+
+  frozen(node: NodeName): void {
+    const m = this.machine(node);
+    if (m.holding.size > 0) m.frozenWhileHolding = true;
+  }
+
+  fenceFailed(node: NodeName): void {
+    const m = this.machine(node);
+    if (m.holding.size > 0) m.fenceFailed = true;
+  }
+
+  /** A frozen holder is excused only when no fence could power it off. */
+  private excused(m: MachineModel): boolean {
+    return m.frozenWhileHolding && (!this.fenceConfigured || m.fenceFailed);
+  }
+
+  epochSeen(atMs: number, node: NodeName, epoch: number): void {
+    const last = this.lastEpoch.get(node) ?? 0;
+    if (epoch < last) this.fail(atMs, 'epoch-backwards', `${node} went from epoch ${last} to ${epoch}`);
+    this.lastEpoch.set(node, epoch);
+  }
+
+  event(atMs: number, ev: CoreEvent): void {
+    if (ev.kind !== 'leader-elected') return;
+    const prev = this.leaderOfEpoch.get(ev.epoch);
+    if (prev !== undefined && prev !== ev.leader) this.fail(atMs, 'two-leaders', `epoch ${ev.epoch} has leaders ${prev} and ${ev.leader}`);
+    this.leaderOfEpoch.set(ev.epoch, ev.leader);
+  }
+
+  runStart(atMs: number, node: NodeName, run: RunRequest, failurePath: boolean): void {
+    const m = this.machine(node);
+    const s = m.services.get(run.service)!;
+    if (!failurePath && !run.urgent) this.checkOrder(atMs, node, m, run.service, s, run.event);
+    s.busy = run.event;
+    if (run.event === 'promote') {
+      if (m.holding.size === 0) this.beginHolding(atMs, node, m);
+      m.holding.add(run.service);
+    }
+  }
+
+  private beginHolding(atMs: number, node: NodeName, m: MachineModel): void {
+    m.holdingSinceMs = atMs;
+    if (!this.safetyChecked) return;
+    for (const [other, om] of this.machines) {
+      if (other === node || om.holding.size === 0) continue;
+      if (this.excused(om) || this.excused(m)) {
+        this.frozenExemptions++;
+        continue;
+      }
+      this.fail(atMs, 'two-masters', `${node} starts promote while ${other} holds the master role (since ${om.holdingSinceMs}ms: ${[...om.holding].join(',')})`);
+    }
+  }
+
+  runEnd(node: NodeName, service: string, event: ScriptEvent, ok: boolean): void {
+    const m = this.machine(node);
+    const s = m.services.get(service)!;
+    s.busy = null;
+    if (event === 'demote' || event === 'stop') {
+      m.holding.delete(service);
+      if (m.holding.size === 0) {
+        m.holdingSinceMs = null;
+        m.frozenWhileHolding = false;
+        m.fenceFailed = false;
+      }
+    }
+    if (event === 'failed') return;
+    if (event === 'stop') {
+      s.level = 0;
+      s.failing = !ok && !s.failing;
+      return;
+    }
+    if (!ok) {
+      s.failing = true;
+      if (event === 'demote') s.level = 1;
+      return;
+    }
+    if (event === 'start' || event === 'demote') s.level = 1;
+    else if (event === 'promote') s.level = 2;
+  }
+
+  /** Whether a stop of this service belongs to its failure sequence. */
+  inFailure(node: NodeName, service: string): boolean {
+    return this.machine(node).services.get(service)!.failing;
+  }
+
+  private checkOrder(atMs: number, node: NodeName, m: MachineModel, name: string, s: SvcModel, event: ScriptEvent): void {
+    if (s.priority === null || event === 'status' || event === 'failed') return;
+    const p = s.priority;
+    for (const [oname, o] of m.services) {
+      if (oname === name || o.priority === null) continue;
+      let bad = false;
+      switch (event) {
+        case 'start':
+          bad = o.priority < p && (o.level < 1 || o.busy !== null || o.failing);
+          break;
+        case 'promote':
+          bad = o.priority < p && (o.level < 2 || o.busy !== null);
+          break;
+        case 'demote':
+          bad = o.priority > p && (o.level > 1 || o.busy !== null || o.failing);
+          break;
+        case 'stop':
+          bad = o.priority > p && (o.level > 0 || o.busy !== null || o.failing);
+          break;
+      }
+      if (bad) {
+        this.fail(atMs, 'order', `${node}: ${event} of ${name} (priority ${p}) while ${oname} (priority ${o.priority}) is level ${o.level}${o.busy ? ` running ${o.busy}` : ''}${o.failing ? ' failing' : ''}`);
+      }
+    }
+  }
+
+  /** Fully promoted: every service of the machine reached promoted and nothing runs. */
+  fullyPromoted(node: NodeName): boolean {
+    return [...this.machine(node).services.values()].every((s) => s.level === 2 && s.busy === null);
+  }
+
+  allStarted(node: NodeName): boolean {
+    return [...this.machine(node).services.values()].every((s) => s.level === 1 && s.busy === null);
+  }
+}

@@ -1,0 +1,435 @@
+// A simulated cluster on a virtual clock: cores of real KoiNodes, a network
+// that loses, delays, duplicates, reorders and partitions, scripts that are
+// slow, fail or hang, machines that crash, restart or freeze. Every random
+// choice comes from one seeded generator, so one seed replays one run.
+import { KoiNode } from '../../src/core/node';
+import type {
+  AdminCommand,
+  AdminReply,
+  CoreEvent,
+  CoreParams,
+  Message,
+  NodeName,
+  PeerInfo,
+  PersistedState,
+  Ready,
+  RunRequest,
+  ScriptEvent,
+  ServiceDef,
+} from '../../src/core/types';
+import { Checker } from './checker';
+import { Rng } from './rng';
+
+export interface ScriptModel {
+  minMs: number;
+  maxMs: number;
+  /** Probability that a script of this event exits 1. */
+  failP: Partial<Record<ScriptEvent, number>>;
+  /** Probability that a script of this event hangs until it is killed. */
+  hangP: Partial<Record<ScriptEvent, number>>;
+  /** Probability that a hanging script dies on SIGTERM (else it needs SIGKILL). */
+  termDiesP: number;
+}
+
+export interface LinkState {
+  cut: boolean;
+  lossP: number;
+  dupP: number;
+  minDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface WorldOptions {
+  seed: number;
+  peers: PeerInfo[];
+  params: CoreParams;
+  services: ServiceDef[];
+  tickMs?: number;
+  fenceOkP?: number;
+  /** Check the two-masters invariant (off only for quorum-less set-ups). */
+  safetyChecked?: boolean;
+}
+
+interface SimRun {
+  req: RunRequest;
+  incarnation: number;
+  hang: boolean;
+  done: boolean;
+}
+
+interface SimNode {
+  peer: PeerInfo;
+  core: KoiNode | null;
+  frozen: boolean;
+  incarnation: number;
+  persisted: PersistedState | null;
+  runs: Map<number, SimRun>;
+  /** Inputs that arrived while frozen, delivered on thaw. */
+  deferred: (() => void)[];
+}
+
+interface Ev {
+  atMs: number;
+  seq: number;
+  fn: () => void;
+}
+
+const QUIET: LinkState = { cut: false, lossP: 0, dupP: 0, minDelayMs: 0.2, maxDelayMs: 2 };
+
+export class World {
+  nowMs = 0;
+  readonly rng: Rng;
+  readonly checker: Checker;
+  readonly nodes = new Map<NodeName, SimNode>();
+  readonly params: CoreParams;
+  readonly services: ServiceDef[];
+  readonly trace: string[] = [];
+  readonly replies = new Map<number, AdminReply>();
+  readonly events: { atMs: number; node: NodeName; ev: CoreEvent }[] = [];
+  scripts: ScriptModel = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7 };
+  fenceOkP: number;
+  private readonly links = new Map<string, LinkState>();
+  private heap: Ev[] = [];
+  private seq = 0;
+  private nextIncarnation = 1;
+  private nextRequestId = 1;
+  private readonly tickMs: number;
+  private stopped = false;
+
+  constructor(opts: WorldOptions) {
+    this.rng = new Rng(opts.seed);
+    this.params = opts.params;
+    this.services = opts.services;
+    this.tickMs = opts.tickMs ?? 10;
+    this.fenceOkP = opts.fenceOkP ?? 0.9;
+    this.checker = new Checker(opts.services, opts.params.fenceConfigured, opts.safetyChecked ?? true);
+    for (const p of opts.peers) {
+      this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [] });
+    }
+  }
+
+  // ---- clock ---------------------------------------------------------------
+
+  private at(atMs: number, fn: () => void): void {
+    const ev = { atMs, seq: this.seq++, fn };
+    const h = this.heap;
+    h.push(ev);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (less(h[parent]!, ev)) break;
+      h[i] = h[parent]!;
+      i = parent;
+    }
+    h[i] = ev;
+  }
+
+  private pop(): Ev | undefined {
+    const h = this.heap;
+    if (h.length === 0) return undefined;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length === 0) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      let best = last;
+      if (l < h.length && less(h[l]!, best)) {
+        m = l;
+        best = h[l]!;
+      }
+      if (r < h.length && less(h[r]!, best)) m = r;
+      if (m === i) break;
+      h[i] = h[m]!;
+      i = m;
+    }
+    h[i] = last;
+    return top;
+  }
+
+  start(): void {
+    for (const name of this.nodes.keys()) this.boot(name);
+    const tick = () => {
+      if (this.stopped) return;
+      for (const n of this.nodes.values()) {
+        if (n.core === null || n.frozen) continue;
+        this.call(n, () => n.core!.tick(this.nowMs));
+      }
+      this.at(this.nowMs + this.tickMs, tick);
+    };
+    this.at(this.nowMs, tick);
+  }
+
+  runUntil(tMs: number): void {
+    while (this.heap.length > 0 && this.heap[0]!.atMs <= tMs) {
+      const ev = this.pop()!;
+      this.nowMs = ev.atMs;
+      ev.fn();
+    }
+    this.nowMs = tMs;
+  }
+
+  runFor(ms: number): void {
+    this.runUntil(this.nowMs + ms);
+  }
+
+  /** Run until `pred` holds (checked every tick); false if it never did. */
+  runUntilTrue(pred: () => boolean, maxMs: number): boolean {
+    const end = this.nowMs + maxMs;
+    while (this.nowMs < end) {
+      if (pred()) return true;
+      this.runFor(this.tickMs);
+    }
+    return pred();
+  }
+
+  // ---- nodes -----------------------------------------------------------------
+
+  private log(text: string): void {
+    this.trace.push(`${this.nowMs.toFixed(1).padStart(9)} ${text}`);
+    if (this.trace.length > 400) this.trace.splice(0, this.trace.length - 300);
+  }
+
+  private boot(name: NodeName): void {
+    const n = this.nodes.get(name)!;
+    n.incarnation = this.nextIncarnation++;
+    n.frozen = false;
+    n.deferred = [];
+    n.runs.clear();
+    this.log(`${name} boots (incarnation ${n.incarnation})`);
+    n.core = new KoiNode({
+      self: name,
+      peers: [...this.nodes.values()].map((x) => x.peer),
+      params: this.params,
+      services: this.services,
+      incarnation: n.incarnation,
+      nowMs: this.nowMs,
+      persisted: n.persisted,
+    });
+    this.flush(n);
+  }
+
+  /** The whole machine goes down: koinode and every service on it. */
+  crash(name: NodeName): void {
+    const n = this.nodes.get(name)!;
+    if (n.core === null) return;
+    this.log(`${name} crashes`);
+    n.core = null;
+    n.frozen = false;
+    n.deferred = [];
+    for (const r of n.runs.values()) r.done = true;
+    n.runs.clear();
+    this.checker.machineDown(name);
+  }
+
+  restart(name: NodeName): void {
+    const n = this.nodes.get(name)!;
+    if (n.core !== null) return;
+    this.boot(name);
+  }
+
+  /** koinode stops (SIGSTOP) while its services keep running. */
+  freeze(name: NodeName): void {
+    const n = this.nodes.get(name)!;
+    if (n.core === null || n.frozen) return;
+    this.log(`${name} freezes`);
+    n.frozen = true;
+    this.checker.frozen(name);
+  }
+
+  thaw(name: NodeName): void {
+    const n = this.nodes.get(name)!;
+    if (!n.frozen) return;
+    this.log(`${name} thaws (${n.deferred.length} inputs waiting)`);
+    n.frozen = false;
+    this.call(n, () => n.core!.tick(this.nowMs));
+    const waiting = n.deferred;
+    n.deferred = [];
+    for (const f of waiting) f();
+  }
+
+  isUp(name: NodeName): boolean {
+    const n = this.nodes.get(name)!;
+    return n.core !== null && !n.frozen;
+  }
+
+  core(name: NodeName): KoiNode | null {
+    return this.nodes.get(name)!.core;
+  }
+
+  /** Up, unfrozen nodes that are leaders right now. */
+  leaders(): NodeName[] {
+    return [...this.nodes.values()].filter((n) => n.core !== null && !n.frozen && n.core.isLeader()).map((n) => n.peer.name);
+  }
+
+  /** Run a core call, turning a thrown invariant into a violation. */
+  private call(n: SimNode, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.checker.fail(this.nowMs, 'core-threw', `${n.peer.name}: ${(e as Error).message}`);
+      this.stopped = true;
+      return;
+    }
+    this.flush(n);
+  }
+
+  private input(n: SimNode, incarnation: number, fn: () => void): void {
+    if (n.core === null || n.incarnation !== incarnation) return;
+    if (n.frozen) n.deferred.push(() => this.input(n, incarnation, fn));
+    else this.call(n, fn);
+  }
+
+  private flush(n: SimNode): void {
+    const core = n.core;
+    if (core === null) return;
+    const r: Ready = core.ready();
+    const name = n.peer.name;
+    if (r.persist !== null) n.persisted = r.persist;
+    this.checker.epochSeen(this.nowMs, name, core.epoch);
+    for (const ev of r.events) {
+      this.events.push({ atMs: this.nowMs, node: name, ev });
+      if (ev.kind !== 'dropped') this.log(`${name} ${describe(ev)}`);
+      this.checker.event(this.nowMs, ev);
+    }
+    for (const m of r.messages) this.sendMessage(name, m.to, m.msg);
+    for (const run of r.runs) this.startRun(n, run);
+    for (const s of r.signals) this.signal(n, s.runId, s.signal);
+    for (const f of r.fences) this.fence(n, f.fenceId, f.node);
+    for (const rep of r.replies) this.onReply(n, rep);
+    core.advance();
+  }
+
+  // ---- network -------------------------------------------------------------------
+
+  link(from: NodeName, to: NodeName): LinkState {
+    const key = `${from}>${to}`;
+    let l = this.links.get(key);
+    if (l === undefined) {
+      l = { ...QUIET };
+      this.links.set(key, l);
+    }
+    return l;
+  }
+
+  healNetwork(): void {
+    for (const l of this.links.values()) Object.assign(l, QUIET);
+  }
+
+  private sendMessage(from: NodeName, to: NodeName, msg: Message): void {
+    const l = this.link(from, to);
+    if (l.cut || this.rng.chance(l.lossP)) return;
+    const copies = this.rng.chance(l.dupP) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = l.minDelayMs + this.rng.next() * (l.maxDelayMs - l.minDelayMs);
+      const dest = this.nodes.get(to)!;
+      const inc = dest.incarnation;
+      this.at(this.nowMs + delay, () => this.input(dest, inc, () => dest.core!.step({ kind: 'message', from, msg }, this.nowMs)));
+    }
+  }
+
+  // ---- scripts -------------------------------------------------------------------
+
+  private startRun(n: SimNode, req: RunRequest): void {
+    const name = n.peer.name;
+    const failurePath = req.event === 'failed' || (req.event === 'stop' && this.checker.inFailure(name, req.service));
+    this.checker.runStart(this.nowMs, name, req, failurePath);
+    const m = this.scripts;
+    const hang = this.rng.chance(m.hangP[req.event] ?? 0);
+    const fail = this.rng.chance(m.failP[req.event] ?? 0);
+    const run: SimRun = { req, incarnation: n.incarnation, hang, done: false };
+    n.runs.set(req.runId, run);
+    this.log(`${name} run ${req.runId} ${req.service}/${req.event}${req.urgent ? ' (urgent)' : ''}${hang ? ' [hangs]' : fail ? ' [fails]' : ''}`);
+    if (!hang) {
+      const ms = m.minMs + this.rng.next() * (m.maxMs - m.minMs);
+      this.at(this.nowMs + ms, () => this.endRun(n, run, fail ? 1 : 0, null));
+    }
+  }
+
+  private signal(n: SimNode, runId: number, signal: 'SIGTERM' | 'SIGKILL'): void {
+    const run = n.runs.get(runId);
+    if (run === undefined || run.done) return;
+    if (signal === 'SIGKILL') {
+      this.at(this.nowMs, () => this.endRun(n, run, null, 'SIGKILL'));
+    } else if (!run.hang || this.rng.chance(this.scripts.termDiesP)) {
+      this.at(this.nowMs + 1 + this.rng.next() * 20, () => this.endRun(n, run, null, 'SIGTERM'));
+    }
+  }
+
+  private endRun(n: SimNode, run: SimRun, exitCode: number | null, signal: string | null): void {
+    if (run.done || n.incarnation !== run.incarnation || n.core === null) return;
+    run.done = true;
+    n.runs.delete(run.req.runId);
+    const ok = exitCode === 0 && signal === null;
+    this.log(`${n.peer.name} end ${run.req.runId} ${run.req.service}/${run.req.event} ${ok ? 'ok' : `exit=${exitCode} signal=${signal}`}`);
+    this.checker.runEnd(n.peer.name, run.req.service, run.req.event, ok);
+    const wallMs = Math.round(this.nowMs);
+    this.input(n, run.incarnation, () =>
+      n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs }, this.nowMs),
+    );
+  }
+
+  private fence(n: SimNode, fenceId: number, target: NodeName): void {
+    const inc = n.incarnation;
+    const ok = this.rng.chance(this.fenceOkP);
+    this.at(this.nowMs + 20 + this.rng.next() * 200, () => {
+      if (ok) this.crash(target);
+      else this.checker.fenceFailed(target);
+      this.log(`fence of ${target} by ${n.peer.name}: ${ok ? 'powered off' : 'failed'}`);
+      this.input(n, inc, () => n.core!.step({ kind: 'fence-done', fenceId, ok }, this.nowMs));
+    });
+  }
+
+  // ---- operator --------------------------------------------------------------------
+
+  /** Send an admin command to `via` (or any up node); forwarded to the leader like the edge does. */
+  admin(command: AdminCommand, via?: NodeName): number {
+    const requestId = this.nextRequestId++;
+    const target = via ?? this.rng.pick([...this.nodes.keys()].filter((x) => this.isUp(x)).concat([...this.nodes.keys()]));
+    this.log(`admin ${JSON.stringify(command)} via ${target} (request ${requestId})`);
+    this.sendAdmin(requestId, command, target, 2);
+    return requestId;
+  }
+
+  private readonly adminCommands = new Map<number, AdminCommand>();
+
+  private sendAdmin(requestId: number, command: AdminCommand, target: NodeName, hops: number): void {
+    this.adminCommands.set(requestId, command);
+    const n = this.nodes.get(target)!;
+    if (n.core === null) {
+      this.replies.set(requestId, { requestId, ok: false, code: 'not-leader', error: 'node down', leader: null });
+      return;
+    }
+    this.forwardHops.set(requestId, hops);
+    this.input(n, n.incarnation, () => n.core!.step({ kind: 'admin', requestId, command }, this.nowMs));
+  }
+
+  private readonly forwardHops = new Map<number, number>();
+
+  private onReply(n: SimNode, rep: AdminReply): void {
+    const hops = this.forwardHops.get(rep.requestId) ?? 0;
+    if (rep.code === 'not-leader' && rep.leader !== null && rep.leader !== n.peer.name && hops > 0) {
+      const cmd = this.adminCommands.get(rep.requestId)!;
+      const to = rep.leader;
+      this.at(this.nowMs + 1, () => this.sendAdmin(rep.requestId, cmd, to, hops - 1));
+      return;
+    }
+    this.log(`reply ${rep.requestId}: ${rep.code}${rep.error ? ` (${rep.error})` : ''}`);
+    this.replies.set(rep.requestId, rep);
+  }
+
+  command(requestId: number): AdminCommand | undefined {
+    return this.adminCommands.get(requestId);
+  }
+}
+
+function less(a: Ev, b: Ev): boolean {
+  return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
+}
+
+function describe(ev: CoreEvent): string {
+  const { kind, ...rest } = ev;
+  return `${kind} ${JSON.stringify(rest)}`;
+}
