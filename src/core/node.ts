@@ -295,10 +295,12 @@ export class KoiNode {
       this.state = cloneState(msg.state);
       this.persistDirty = true;
     }
+    const committed = compareVersion(this.state, { versionEpoch: msg.commitVersionEpoch, versionSeq: msg.commitVersionSeq }) <= 0;
     this.runner?.onHeartbeat(
       this.nowMs,
       { epoch: msg.epoch, master: msg.master, masterEpoch: msg.masterEpoch, grant: msg.grant },
       this.state,
+      committed,
     );
     this.runnerTick();
     this.send(from, this.ackMessage(msg.seq, msg.sentMs, true));
@@ -344,12 +346,15 @@ export class KoiNode {
       this.setLeader(null);
     }
     if (this.campaign !== null && now - this.campaign.startedMs > p.leaderTimeoutMs) {
-      // No quorum answered: let lower-ranked electors have a go for a while.
+      // No quorum answered. Retry after a pause that grows down the ranks, so
+      // simultaneous candidates stop splitting the vote in lockstep; until
+      // then vote for others, so lower-ranked electors can win if we cannot.
       const c = this.campaign;
       this.campaign = null;
       this.role = 'follower';
-      this.backoffUntilMs = now + (c.takeover ? p.takeoverSettleMs : p.leaderTimeoutMs);
-      this.failedCampaignUntilMs = now + 2 * p.leaderTimeoutMs;
+      const pauseMs = p.leaderTimeoutMs * (1 + this.rankIndex() / 2);
+      this.backoffUntilMs = now + (c.takeover ? p.takeoverSettleMs : pauseMs);
+      this.failedCampaignUntilMs = now + pauseMs;
       if (c.takeover) this.followingSinceMs = now;
     }
     if (!this.self.elector || this.campaign !== null || now < this.backoffUntilMs) return;
@@ -364,6 +369,11 @@ export class KoiNode {
   }
 
   // ---- election ------------------------------------------------------------
+
+  /** 0 for the highest-ranked elector, 1 for the next, ... */
+  private rankIndex(): number {
+    return this.electors().filter((p) => outranks(p, this.self)).length;
+  }
 
   private electors(): PeerInfo[] {
     return [...this.peers.values()].filter((p) => p.elector);
@@ -572,6 +582,7 @@ export class KoiNode {
     const lead = this.lead!;
     const now = this.nowMs;
     const quorate = this.hasQuorum();
+    const commit = this.commitVersion();
     lead.seq += 1;
     lead.lastHeartbeatMs = now;
     lead.heartbeatDue = false;
@@ -596,8 +607,22 @@ export class KoiNode {
         state: behind ? cloneState(this.state) : null,
         stateVersionEpoch: this.state.versionEpoch,
         stateVersionSeq: this.state.versionSeq,
+        commitVersionEpoch: commit.versionEpoch,
+        commitVersionSeq: commit.versionSeq,
       });
     }
+  }
+
+  /** The newest state version that a quorum of electors has acknowledged. */
+  private commitVersion(): { versionEpoch: number; versionSeq: number } {
+    const acked: { versionEpoch: number; versionSeq: number }[] = [];
+    for (const p of this.peers.values()) {
+      if (!p.elector) continue;
+      const v = this.lead!.views.get(p.name)!;
+      acked.push({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq });
+    }
+    acked.sort((a, b) => compareVersion(b, a));
+    return acked[this.params.quorum - 1] ?? { versionEpoch: -1, versionSeq: -1 };
   }
 
   private onAck(from: NodeName, msg: Extract<Message, { kind: 'ack' }>): void {

@@ -87,7 +87,7 @@ export class Runner {
   }
 
   /** A heartbeat of the leader we follow arrived. */
-  onHeartbeat(nowMs: number, hb: LeaderView, state: ClusterState): void {
+  onHeartbeat(nowMs: number, hb: LeaderView, state: ClusterState, committed: boolean): void {
     this.epoch = hb.epoch;
     this.following = true;
     this.designated = hb.master === this.name;
@@ -96,13 +96,21 @@ export class Runner {
     if (this.designated && hb.grant !== null && hb.grant.incarnation === this.incarnation) {
       this.leaseUntilMs = Math.max(this.leaseUntilMs, hb.grant.echoMs + this.params.masterLeaseMs);
     }
-    this.applyState(nowMs, state);
+    this.applyState(nowMs, state, committed);
   }
 
-  /** The replicated state changed (or was confirmed by a heartbeat). */
-  applyState(nowMs: number, state: ClusterState): void {
-    if (this.maintenance && !state.maintenance) this.maintenanceOffMs = nowMs;
-    this.maintenance = state.maintenance;
+  /**
+   * The replicated state, as of a heartbeat. Maintenance lets a master ignore
+   * its lease, so it takes effect only once a quorum holds it (a new leader
+   * is then sure to inherit it); switching it off takes effect at once.
+   */
+  private applyState(nowMs: number, state: ClusterState, committed: boolean): void {
+    if (!state.maintenance) {
+      if (this.maintenance) this.maintenanceOffMs = nowMs;
+      this.maintenance = false;
+    } else if (committed) {
+      this.maintenance = true;
+    }
     this.adminStopped = state.stopped.includes(this.name);
     const token = state.recoverTokens[this.name] ?? 0;
     if (this.recoverTokenSeen === null) this.recoverTokenSeen = token;

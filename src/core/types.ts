@@ -173,6 +173,9 @@ export type Message =
       state: ClusterState | null;
       stateVersionEpoch: number;
       stateVersionSeq: number;
+      /** Newest version a quorum of electors holds: it survives any leader change. */
+      commitVersionEpoch: number;
+      commitVersionSeq: number;
     }
   | {
       kind: 'ack';

@@ -1,6 +1,7 @@
 // npm run sim -- --seeds N [--from S] [--seconds T] [--verbose]
 // KOI_SIM_SEED=S replays one seed and prints its whole trace tail.
-import { runSeed, type SeedResult } from './run-seed';
+import { runSeed } from './run-seed';
+import { report } from './report';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -11,14 +12,6 @@ function arg(name: string, fallback: number): number {
     process.exit(2);
   }
   return v;
-}
-
-export function report(r: SeedResult, out: (s: string) => void): void {
-  out(`seed ${r.seed}: ${r.violations.length} violation(s) — ${r.shape}`);
-  for (const v of r.violations) out(`  ${v.atMs.toFixed(1)}ms ${v.kind}: ${v.text}`);
-  out('  trace tail:');
-  for (const line of r.trace.slice(-60)) out(`    ${line}`);
-  out(`  replay with: KOI_SIM_SEED=${r.seed} npm run sim`);
 }
 
 function main(): void {
