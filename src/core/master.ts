@@ -128,6 +128,12 @@ export function promotable(ctx: MasterContext, name: NodeName): boolean {
   );
 }
 
+/** A `koi promote` target that will not become promotable: give up on it. */
+export function targetLost(ctx: MasterContext, name: NodeName): boolean {
+  const r = ctx.views.get(name)?.report ?? null;
+  return presumedDown(ctx, name) || isStopped(ctx.state, name) || (r !== null && r.failed);
+}
+
 /**
  * The best runner to promote: one that reports itself master, then one that
  * did not fail recently, then the longest uptime, then Bully rank.

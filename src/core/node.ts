@@ -25,9 +25,9 @@ import {
   mayHold,
   newView,
   presumedDown,
-  promotable,
   refuseCommand,
   revokeReason,
+  targetLost,
   type MasterContext,
   type NodeView,
 } from './master';
@@ -277,7 +277,10 @@ export class KoiNode {
 
   private onHeartbeat(from: NodeName, msg: Extract<Message, { kind: 'heartbeat' }>): void {
     if (this.role === 'leader' && from !== this.name) {
-      throw new Error(`two leaders in epoch ${msg.epoch}: ${this.name} and ${from}`);
+      // Only a quorum smaller than a majority lets two leaders share an epoch.
+      if (this.params.quorum > this.electors().length / 2) throw new Error(`two leaders in epoch ${msg.epoch}: ${this.name} and ${from}`);
+      if (outranks(this.self, this.peers.get(from)!)) return;
+      this.stepDown(`${from} leads epoch ${msg.epoch} too and outranks us`);
     }
     if (this.role === 'candidate') {
       this.role = 'follower';
@@ -357,6 +360,7 @@ export class KoiNode {
       this.failedCampaignUntilMs = now + pauseMs;
       if (c.takeover) this.followingSinceMs = now;
     }
+    this.checkVotes();
     if (!this.self.elector || this.campaign !== null || now < this.backoffUntilMs) return;
     if (this.leader === null && now - this.lastLeaderMs >= p.leaderTimeoutMs) {
       this.startCampaign(true, false);
@@ -481,6 +485,10 @@ export class KoiNode {
     const c = this.campaign;
     if (c === null || c.votes.size < this.params.quorum) return;
     if (c.preVote) {
+      // Bully: give every higher-ranked elector a moment to say it is alive,
+      // even when a quorum has already agreed (with quorum 1 it always has).
+      const waiting = this.electors().some((p) => outranks(p, this.self) && !c.votes.has(p.name));
+      if (waiting && this.nowMs - c.startedMs < this.params.heartbeatIntervalMs) return;
       this.campaign = null;
       this.startCampaign(false, c.takeover);
       return;
@@ -682,7 +690,7 @@ export class KoiNode {
       this.out.events.push({ kind: 'master-revoked', epoch: this.epoch, master: current, reason });
     }
     if (this.state.manualMaster) return;
-    if (this.state.target !== null && !promotable(ctx, this.state.target)) {
+    if (this.state.target !== null && targetLost(ctx, this.state.target)) {
       const t = this.state.target;
       this.changeState(`switchover target ${t} abandoned: not promotable`, (s) => {
         s.target = null;

@@ -86,6 +86,8 @@ export class World {
   readonly trace: string[] = [];
   readonly replies = new Map<number, AdminReply>();
   readonly events: { atMs: number; node: NodeName; ev: CoreEvent }[] = [];
+  /** Every script run started, in order. */
+  readonly runLog: { atMs: number; node: NodeName; service: string; event: ScriptEvent; urgent: boolean }[] = [];
   scripts: ScriptModel = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7 };
   fenceOkP: number;
   private readonly links = new Map<string, LinkState>();
@@ -336,6 +338,7 @@ export class World {
     const name = n.peer.name;
     const failurePath = req.event === 'failed' || (req.event === 'stop' && this.checker.inFailure(name, req.service));
     this.checker.runStart(this.nowMs, name, req, failurePath);
+    this.runLog.push({ atMs: this.nowMs, node: name, service: req.service, event: req.event, urgent: req.urgent });
     const m = this.scripts;
     const hang = this.rng.chance(m.hangP[req.event] ?? 0);
     const fail = this.rng.chance(m.failP[req.event] ?? 0);
