@@ -116,6 +116,7 @@ export function revokeReason(ctx: MasterContext, master: NodeName): string | nul
   const r = ctx.views.get(master)?.report ?? null;
   if (r === null) return null;
   if (r.failed) return 'failed';
+  if (r.disabled) return 'a service is disabled';
   if (!r.holding && !r.promotable) return 'not promotable';
   return null;
 }

@@ -131,7 +131,9 @@ export class KoiNode {
     this.epoch = setup.persisted?.epoch ?? 0;
     this.votedFor = setup.persisted?.votedFor ?? null;
     this.state = setup.persisted ? cloneState(setup.persisted.state) : initialClusterState();
-    this.runner = self.runner ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++) : null;
+    this.runner = self.runner
+      ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++, setup.nowMs, this.state.maintenance)
+      : null;
     const electors = setup.peers.filter((x) => x.elector).length;
     if (p.quorum <= electors / 2) {
       this.out.events.push({
@@ -168,6 +170,10 @@ export class KoiNode {
         break;
       case 'admin':
         this.admin(input.requestId, input.command);
+        break;
+      case 'service-disabled':
+        this.runner?.setDisabled(input.service, input.disabled);
+        this.runnerTick();
         break;
       default:
         assertNever(input);

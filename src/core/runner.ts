@@ -18,7 +18,7 @@ import type {
 } from './types';
 import { assertNever } from './types';
 import type { ServiceRt, ServiceTarget } from './services';
-import { allSettledDown, allStarted, beginScript, finishScript, newService, plan, serviceReport } from './services';
+import { allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, serviceReport } from './services';
 
 interface RunRecord {
   runId: number;
@@ -74,8 +74,24 @@ export class Runner {
     defs: ServiceDef[],
     private readonly incarnation: number,
     private readonly allocRunId: () => number,
+    bootMs: number,
+    maintenance: boolean,
   ) {
-    this.services = defs.map(newService);
+    // Services may still run from an earlier koinode: ask each one first.
+    this.services = defs.map((d) => newService(d, 'boot'));
+    // Anything found promoted at boot must be let go within demote_timeout.
+    this.leaseUntilMs = bootMs;
+    this.maintenance = maintenance;
+  }
+
+  setDisabled(service: string, disabled: boolean): void {
+    const s = this.services.find((x) => x.def.name === service);
+    if (s !== undefined) s.disabled = disabled;
+  }
+
+  /** Services whose state is unknown until their boot status has run. */
+  private unreconciled(): boolean {
+    return this.services.some((s) => s.check === 'boot');
   }
 
   holding(): boolean {
@@ -106,7 +122,11 @@ export class Runner {
    */
   private applyState(nowMs: number, state: ClusterState, committed: boolean): void {
     if (!state.maintenance) {
-      if (this.maintenance) this.maintenanceOffMs = nowMs;
+      if (this.maintenance) {
+        this.maintenanceOffMs = nowMs;
+        // Resume from what the services say now, not from what we last knew.
+        for (const s of this.services) if (s.state === 'started' || s.state === 'promoted') s.check ??= 'resume';
+      }
       this.maintenance = false;
     } else if (committed) {
       this.maintenance = true;
@@ -187,10 +207,7 @@ export class Runner {
 
     if (!this.maintenance) this.recoverIfDue(nowMs, out);
 
-    if (!this.maintenance) {
-      const urgent = this.urgent;
-      for (const step of plan(this.services, this.target(nowMs), urgent)) this.startRun(nowMs, step.service, step.event, urgent, out);
-    }
+    if (!this.maintenance) this.planRuns(nowMs, out);
     if (allStarted(this.services)) this.startedSinceMs ??= nowMs;
     else this.startedSinceMs = null;
 
@@ -211,6 +228,30 @@ export class Runner {
     this.pendingRecover = null;
     for (const s of this.services) if (s.state === 'failed') s.state = 'stopped';
     out.events.push({ kind: 'runner-recovered', node: this.name, automatic: auto });
+  }
+
+  private planRuns(nowMs: number, out: RunnerOutput): void {
+    // A missing script succeeds at once, which may unblock the next step.
+    for (let round = 0; round <= 4 * this.services.length + 4; round++) {
+      let instant = false;
+      for (const step of plan(this.services, this.target(nowMs), this.urgent)) {
+        if (hasScript(step.service, step.event)) this.startRun(nowMs, step.service, step.event, this.urgent, out);
+        else {
+          this.finishMissing(nowMs, step.service, step.event, out);
+          instant = true;
+        }
+      }
+      if (!instant) break;
+    }
+    for (const s of dueStatus(this.services, nowMs)) this.startRun(nowMs, s, 'status', false, out);
+  }
+
+  /** What a missing script means: success, except that an unasked service at boot is taken as stopped. */
+  private finishMissing(nowMs: number, s: ServiceRt, event: ScriptEvent, out: RunnerOutput): void {
+    const runId = this.allocRunId();
+    beginScript(s, event, runId);
+    const code = event === 'status' && s.check === 'boot' ? 92 : 0;
+    this.applyEnd(nowMs, s, event, code, null, [], 0, out);
   }
 
   private startRun(nowMs: number, s: ServiceRt, event: ScriptEvent, urgent: boolean, out: RunnerOutput): void {
@@ -266,29 +307,50 @@ export class Runner {
     const r = this.runs.get(runId);
     if (r === undefined) return false;
     this.runs.delete(runId);
-    const ok = exitCode === 0 && signal === null;
-    const justFailed = finishScript(r.service, ok);
+    this.applyEnd(nowMs, r.service, r.event, exitCode, signal, output, wallMs, out);
+    return true;
+  }
+
+  private applyEnd(
+    nowMs: number,
+    s: ServiceRt,
+    event: ScriptEvent,
+    exitCode: number | null,
+    signal: string | null,
+    output: string[],
+    wallMs: number,
+    out: RunnerOutput,
+  ): void {
+    const justFailed = finishScript(s, exitCode, signal);
+    s.nextStatusMs = nowMs + this.params.statusIntervalMs;
     if (justFailed) {
-      const rec: FailureRecord = { wallMs, node: this.name, service: r.service.def.name, event: r.event, exitCode, signal, output: output.slice(-20) };
+      const rec: FailureRecord = { wallMs, node: this.name, service: s.def.name, event, exitCode, signal, output: output.slice(-20) };
       this.pendingFailures.push(rec);
       this.failcount += 1;
       this.lastFailureMs = nowMs;
       if (!this.failed) {
         this.failed = true;
         this.recoverAtMs = null;
-        out.events.push({ kind: 'runner-failed', node: this.name, service: r.service.def.name, event: r.event });
+        out.events.push({ kind: 'runner-failed', node: this.name, service: s.def.name, event });
       }
     }
-    return true;
   }
 
   report(nowMs: number): RunnerReport {
-    const holding = this.holding();
+    const disabled = this.services.some((s) => s.disabled);
     return {
       state: this.state(),
-      holding,
+      // Until its boot status ran, a service may be promoted from an earlier koinode.
+      holding: this.holding() || this.unreconciled(),
       promotable:
-        !this.failed && !this.adminStopped && allStarted(this.services) && !this.services.some((s) => s.notPromotable) && !this.urgent,
+        !this.failed &&
+        !this.adminStopped &&
+        !disabled &&
+        !this.unreconciled() &&
+        allStarted(this.services) &&
+        !this.services.some((s) => s.notPromotable) &&
+        !this.urgent,
+      disabled,
       failed: this.failed,
       failcount: this.failcount,
       lastFailureAgoMs: this.lastFailureMs === null ? null : nowMs - this.lastFailureMs,

@@ -1,13 +1,16 @@
 // Per-service state machine and priority ordering. Pure planning: given the
 // services and a target level, say which scripts may start now.
 import type { ScriptEvent, ServiceDef, ServiceReport, ServiceState } from './types';
-import { assertNever } from './types';
+import { assertNever, STATUS_MASTER, STATUS_NOT_PROMOTABLE, STATUS_SLAVE, STATUS_STOPPED } from './types';
 
 /** The level a runner wants its services at. */
 export type ServiceTarget = 'stopped' | 'started' | 'promoted';
 
 /** Where a failed service is in its failure sequence (`failed`, then `stop`). */
 type FailurePath = 'none' | 'run-failed' | 'run-stop';
+
+/** Why a status must run before anything else: koinode just started, or maintenance ended. */
+export type CheckReason = 'boot' | 'resume';
 
 export interface ServiceRt {
   def: ServiceDef;
@@ -19,6 +22,11 @@ export interface ServiceRt {
   failurePath: FailurePath;
   /** Last status exit was 93 (live but not promotable). */
   notPromotable: boolean;
+  disabled: boolean;
+  /** A status that must run before any other script of this runner. */
+  check: CheckReason | null;
+  /** When the next periodic status is due (runner clock). */
+  nextStatusMs: number;
 }
 
 export interface PlannedRun {
@@ -26,8 +34,23 @@ export interface PlannedRun {
   event: ScriptEvent;
 }
 
-export function newService(def: ServiceDef): ServiceRt {
-  return { def, state: 'stopped', running: null, runId: null, holding: false, failurePath: 'none', notPromotable: false };
+export function newService(def: ServiceDef, check: CheckReason | null = null): ServiceRt {
+  return {
+    def,
+    state: 'stopped',
+    running: null,
+    runId: null,
+    holding: false,
+    failurePath: 'none',
+    notPromotable: false,
+    disabled: def.disabled ?? false,
+    check,
+    nextStatusMs: Infinity,
+  };
+}
+
+export function hasScript(s: ServiceRt, event: ScriptEvent): boolean {
+  return s.def.scripts === undefined || s.def.scripts.includes(event);
 }
 
 /** 0 stopped, 1 started, 2 promoted; states in motion count where they come from. */
@@ -81,45 +104,62 @@ function higher(a: ServiceRt, b: ServiceRt): boolean {
 
 /**
  * Scripts that may start now to move the services towards `target`.
- * Down moves (demote, stop) go in descending priority and come before any up
- * move; up moves (start, promote) go in ascending priority. Equal priorities
- * run together; services without a priority never wait. `urgent` drops the
- * ordering of demotes: the lease ran out and every holder must let go now.
+ * A pending check (status after boot or maintenance) comes before anything
+ * else. Then all demotes before any stop, in descending priority, and all
+ * starts before any promote, in ascending priority. Equal priorities run
+ * together; services without a priority never wait. A disabled service aims
+ * at stopped. `urgent` drops the ordering of demotes: the lease ran out and
+ * every holder must let go now.
  */
 export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boolean): PlannedRun[] {
   const out: PlannedRun[] = [];
-  const want = targetLevel(target);
   // The failure sequence of a failed service ignores ordering: it is broken.
   for (const s of services) {
     if (s.running !== null) continue;
     if (s.failurePath === 'run-failed') out.push({ service: s, event: 'failed' });
     else if (s.failurePath === 'run-stop') out.push({ service: s, event: 'stop' });
   }
-  const goingDown = services.some(
-    (s) => s.failurePath === 'none' && s.state !== 'failed' && (level(s.state) > want || s.state === 'demoting' || s.state === 'stopping'),
-  );
+  if (services.some((s) => s.check !== null)) {
+    for (const s of services) if (s.check !== null && settled(s)) out.push({ service: s, event: 'status' });
+    return out;
+  }
+  const want = (s: ServiceRt) => targetLevel(s.disabled ? 'stopped' : target);
+  const live = services.filter((s) => s.failurePath === 'none' && s.state !== 'failed' && !s.disabled);
+  const goingDown = live.some((s) => level(s.state) > want(s) || s.state === 'demoting' || s.state === 'stopping');
   // Phases: every demote before any stop, every start before any promote.
-  const live = services.filter((s) => s.failurePath === 'none' && s.state !== 'failed');
   const demotesLeft = live.some((s) => s.state === 'promoted' || s.state === 'demoting' || s.state === 'promoting');
-  const startsLeft = live.some((s) => s.state === 'stopped' || s.state === 'starting');
+  const startsLeft = live.some((s) => (s.state === 'stopped' || s.state === 'starting') && want(s) > 0);
   for (const s of services) {
     if (!settled(s) || s.state === 'failed') continue;
     const l = level(s.state);
-    if (l === 1 && want === 0 && demotesLeft) continue;
-    if (l === 1 && want === 2 && startsLeft) continue;
-    if (l > want) {
+    if (s.disabled) {
+      // The operator took it out: it goes down on its own, in no order.
+      if (l > 0) out.push({ service: s, event: l === 2 ? 'demote' : 'stop' });
+      continue;
+    }
+    const w = want(s);
+    if (l === 1 && w === 0 && demotesLeft) continue;
+    if (l === 1 && w === 2 && startsLeft) continue;
+    if (l > w) {
       const event: ScriptEvent = l === 2 ? 'demote' : 'stop';
       const floor = l - 1;
       const blocked = !(urgent && event === 'demote') && services.some((o) => o !== s && higher(o, s) && !atOrBelow(o, floor));
       if (!blocked) out.push({ service: s, event });
-    } else if (l < want && !goingDown) {
+    } else if (l < w && !goingDown) {
       const event: ScriptEvent = l === 0 ? 'start' : 'promote';
       const ceiling = l + 1;
-      const blocked = services.some((o) => o !== s && higher(s, o) && !atOrAbove(o, ceiling));
+      const blocked = services.some((o) => o !== s && higher(s, o) && !o.disabled && !atOrAbove(o, ceiling));
       if (!blocked) out.push({ service: s, event });
     }
   }
   return out;
+}
+
+/** Started or promoted services whose periodic status is due and that are idle. */
+export function dueStatus(services: ServiceRt[], nowMs: number): ServiceRt[] {
+  return services.filter(
+    (s) => settled(s) && s.check === null && (s.state === 'started' || s.state === 'promoted') && nowMs >= s.nextStatusMs && hasScript(s, 'status'),
+  );
 }
 
 /** The state a service shows while `event` runs. */
@@ -153,15 +193,18 @@ export function beginScript(s: ServiceRt, event: ScriptEvent, runId: number): vo
  * Apply the end of a script. Returns true when the service has just failed
  * (the caller records the failure and fails the runner).
  */
-export function finishScript(s: ServiceRt, ok: boolean): boolean {
+export function finishScript(s: ServiceRt, exitCode: number | null, signal: string | null): boolean {
   const event = s.running;
   s.running = null;
   s.runId = null;
   if (event === null) return false;
+  const ok = exitCode === 0 && signal === null;
   switch (event) {
     case 'failed':
       s.failurePath = 'run-stop';
       return false;
+    case 'status':
+      return finishStatus(s, exitCode, signal);
     case 'stop':
       s.holding = false;
       if (s.failurePath !== 'none') {
@@ -176,7 +219,6 @@ export function finishScript(s: ServiceRt, ok: boolean): boolean {
       break;
     case 'start':
     case 'promote':
-    case 'status':
       break;
     default:
       return assertNever(event);
@@ -191,8 +233,55 @@ export function finishScript(s: ServiceRt, ok: boolean): boolean {
   return true;
 }
 
+/**
+ * Status corrects koi's idea of the service: 90 "I am master", 91 "I am
+ * slave", 92 "stopped", 93 "live but not promotable". The corrective action
+ * follows from planning (a stopped service is started again, a master on a
+ * runner that should not be one is demoted). At boot, a failing status just
+ * means the service is not running.
+ */
+function finishStatus(s: ServiceRt, exitCode: number | null, signal: string | null): boolean {
+  const boot = s.check === 'boot';
+  s.check = null;
+  const code = signal === null ? exitCode : null;
+  if (code !== STATUS_NOT_PROMOTABLE) s.notPromotable = false;
+  switch (code) {
+    case 0:
+      if (boot) s.state = 'started';
+      return false;
+    case STATUS_MASTER:
+      s.state = 'promoted';
+      s.holding = true;
+      return false;
+    case STATUS_SLAVE:
+      s.state = 'started';
+      s.holding = false;
+      return false;
+    case STATUS_STOPPED:
+      s.state = 'stopped';
+      s.holding = false;
+      return false;
+    case STATUS_NOT_PROMOTABLE:
+      s.notPromotable = true;
+      if (boot) s.state = 'started';
+      return false;
+    default:
+      if (boot) {
+        s.state = 'stopped';
+        return false;
+      }
+      s.state = 'failing';
+      s.failurePath = 'run-failed';
+      return true;
+  }
+}
+
 export function allStarted(services: ServiceRt[]): boolean {
-  return services.every((s) => s.failurePath === 'none' && (s.state === 'started' || s.state === 'promoted' || s.state === 'promoting' || s.state === 'demoting'));
+  return services.every(
+    (s) =>
+      s.disabled ||
+      (s.failurePath === 'none' && (s.state === 'started' || s.state === 'promoted' || s.state === 'promoting' || s.state === 'demoting')),
+  );
 }
 
 export function allSettledDown(services: ServiceRt[]): boolean {
@@ -207,5 +296,6 @@ export function serviceReport(s: ServiceRt): ServiceReport {
     running: s.running,
     failed: s.state === 'failed' || s.failurePath !== 'none',
     notPromotable: s.notPromotable,
+    disabled: s.disabled,
   };
 }

@@ -37,7 +37,17 @@ export interface ServiceDef {
   name: string;
   /** null: the service never waits for others and nobody waits for it. */
   priority: number | null;
+  /** Scripts present in the directory; a missing one succeeds at once. Absent: all present. */
+  scripts?: readonly ScriptEvent[];
+  /** A `disabled` file is present: keep it stopped and the runner unelectable. */
+  disabled?: boolean;
 }
+
+/** Exit codes of `status` (section 3 of the spec). */
+export const STATUS_MASTER = 90;
+export const STATUS_SLAVE = 91;
+export const STATUS_STOPPED = 92;
+export const STATUS_NOT_PROMOTABLE = 93;
 
 /** Timing and policy knobs the core needs; all durations in milliseconds. */
 export interface CoreParams {
@@ -118,6 +128,7 @@ export interface ServiceReport {
   failed: boolean;
   /** Last status said "live but not promotable" (exit 93). */
   notPromotable: boolean;
+  disabled: boolean;
 }
 
 /** What a runner tells the leader in every heartbeat reply. */
@@ -130,6 +141,8 @@ export interface RunnerReport {
   failcount: number;
   /** Milliseconds since this runner last failed, or null. */
   lastFailureAgoMs: number | null;
+  /** A service is disabled: the runner must not be master. */
+  disabled: boolean;
   /** Milliseconds since all services were last started (0 when not). */
   uptimeMs: number;
   services: ServiceReport[];
@@ -251,6 +264,7 @@ export type Input =
       wallMs: number;
     }
   | { kind: 'fence-done'; fenceId: number; ok: boolean }
+  | { kind: 'service-disabled'; service: string; disabled: boolean }
   | { kind: 'admin'; requestId: number; command: AdminCommand };
 
 /** Things worth logging, counting and turning into handler events. */

@@ -16,6 +16,7 @@ interface SvcModel {
   busy: ScriptEvent | null;
   /** A script failed; the failure sequence has not ended yet. */
   failing: boolean;
+  disabled: boolean;
 }
 
 interface MachineModel {
@@ -47,7 +48,7 @@ export class Checker {
     let m = this.machines.get(node);
     if (m === undefined) {
       m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, fenceFailed: false };
-      for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false });
+      for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false });
       this.machines.set(node, m);
     }
     return m;
@@ -127,17 +128,31 @@ export class Checker {
     }
   }
 
-  runEnd(node: NodeName, service: string, event: ScriptEvent, ok: boolean): void {
+  level(node: NodeName, service: string): 0 | 1 | 2 {
+    return this.machine(node).services.get(service)!.level;
+  }
+
+  runEnd(node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null): void {
     const m = this.machine(node);
     const s = m.services.get(service)!;
     s.busy = null;
+    const ok = exitCode === 0 && signal === null;
+    if (event === 'status') {
+      const code = signal === null ? exitCode : null;
+      if (code === 92) {
+        // The service is dead: it holds nothing any more.
+        s.level = 0;
+        m.holding.delete(service);
+        if (m.holding.size === 0) this.endHolding(m);
+      } else if (code !== 0 && code !== 90 && code !== 91 && code !== 93 && s.level > 0) {
+        // (On a service that is not running — koinode's boot check — a failing status is no failure.)
+        s.failing = true;
+      }
+      return;
+    }
     if (event === 'demote' || event === 'stop') {
       m.holding.delete(service);
-      if (m.holding.size === 0) {
-        m.holdingSinceMs = null;
-        m.frozenWhileHolding = false;
-        m.fenceFailed = false;
-      }
+      if (m.holding.size === 0) this.endHolding(m);
     }
     if (event === 'failed') return;
     if (event === 'stop') {
@@ -154,16 +169,27 @@ export class Checker {
     else if (event === 'promote') s.level = 2;
   }
 
+  private endHolding(m: MachineModel): void {
+    m.holdingSinceMs = null;
+    m.frozenWhileHolding = false;
+    m.fenceFailed = false;
+  }
+
   /** Whether a stop of this service belongs to its failure sequence. */
   inFailure(node: NodeName, service: string): boolean {
     return this.machine(node).services.get(service)!.failing;
   }
 
+  setDisabled(node: NodeName, service: string, disabled: boolean): void {
+    this.machine(node).services.get(service)!.disabled = disabled;
+  }
+
   private checkOrder(atMs: number, node: NodeName, m: MachineModel, name: string, s: SvcModel, event: ScriptEvent): void {
-    if (s.priority === null || event === 'status' || event === 'failed') return;
+    // A disabled service goes down on its own and holds nobody up.
+    if (s.priority === null || s.disabled || event === 'status' || event === 'failed') return;
     const p = s.priority;
     for (const [oname, o] of m.services) {
-      if (oname === name || o.priority === null) continue;
+      if (oname === name || o.priority === null || o.disabled) continue;
       let bad = false;
       switch (event) {
         case 'start':

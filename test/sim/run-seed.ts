@@ -77,7 +77,7 @@ export interface SeedOptions {
   freezes?: boolean;
 }
 
-const EVENTS: ScriptEvent[] = ['start', 'stop', 'promote', 'demote', 'failed'];
+const EVENTS: ScriptEvent[] = ['start', 'stop', 'promote', 'demote', 'failed', 'status'];
 
 export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   const shapeRng = new Rng(seed * 7919 + 1);
@@ -109,7 +109,7 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   // Heal everything, then the cluster must converge within the spec's bound.
   for (const h of heals.sort((a, b) => a.atMs - b.atMs)) h.fn();
   w.healNetwork();
-  w.scripts = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7 };
+  w.scripts = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7, crashP: 0 };
   for (const n of names) {
     w.thaw(n);
     w.restart(n);
@@ -193,7 +193,7 @@ function applyFault(
   const a = rng.pick(names);
   const b = rng.pick(names.filter((x) => x !== a));
   const dur = rng.int(300, 6000);
-  const choice = rng.int(0, 15);
+  const choice = rng.int(0, 17);
   switch (choice) {
     case 0: {
       const group = new Set(rng.shuffle([...names]).slice(0, rng.int(1, names.length - 1)));
@@ -284,5 +284,17 @@ function applyFault(
     case 15:
       w.admin({ kind: 'recover', node: rng.pick(runners) });
       break;
+    case 16:
+      w.scripts.crashP = 0.02;
+      later(dur, () => {
+        w.scripts.crashP = 0;
+      });
+      break;
+    case 17: {
+      const svc = rng.pick(w.services).name;
+      w.setDisabled(a, svc, true);
+      later(dur, () => w.setDisabled(a, svc, false));
+      break;
+    }
   }
 }

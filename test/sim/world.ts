@@ -29,6 +29,8 @@ export interface ScriptModel {
   hangP: Partial<Record<ScriptEvent, number>>;
   /** Probability that a hanging script dies on SIGTERM (else it needs SIGKILL). */
   termDiesP: number;
+  /** Probability that a status finds its service dead (exit 92). */
+  crashP: number;
 }
 
 export interface LinkState {
@@ -88,7 +90,7 @@ export class World {
   readonly events: { atMs: number; node: NodeName; ev: CoreEvent }[] = [];
   /** Every script run started, in order. */
   readonly runLog: { atMs: number; node: NodeName; service: string; event: ScriptEvent; urgent: boolean }[] = [];
-  scripts: ScriptModel = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7 };
+  scripts: ScriptModel = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7, crashP: 0 };
   fenceOkP: number;
   private readonly links = new Map<string, LinkState>();
   private heap: Ev[] = [];
@@ -201,11 +203,12 @@ export class World {
     n.deferred = [];
     n.runs.clear();
     this.log(`${name} boots (incarnation ${n.incarnation})`);
+    for (const d of this.services) this.checker.setDisabled(name, d.name, this.disabled.get(name)?.has(d.name) ?? false);
     n.core = new KoiNode({
       self: name,
       peers: [...this.nodes.values()].map((x) => x.peer),
       params: this.params,
-      services: this.services,
+      services: this.services.map((d) => ({ ...d, disabled: this.disabled.get(name)?.has(d.name) ?? false })),
       incarnation: n.incarnation,
       nowMs: this.nowMs,
       persisted: n.persisted,
@@ -347,8 +350,20 @@ export class World {
     this.log(`${name} run ${req.runId} ${req.service}/${req.event}${req.urgent ? ' (urgent)' : ''}${hang ? ' [hangs]' : fail ? ' [fails]' : ''}`);
     if (!hang) {
       const ms = m.minMs + this.rng.next() * (m.maxMs - m.minMs);
-      this.at(this.nowMs + ms, () => this.endRun(n, run, fail ? 1 : 0, null));
+      const roll = this.rng.next();
+      this.at(this.nowMs + ms, () => this.endRun(n, run, req.event === 'status' ? this.statusExit(name, req.service, fail, roll) : fail ? 1 : 0, null));
     }
+  }
+
+  /** What a status script says, consistent with what the machine really runs. */
+  private statusExit(node: NodeName, service: string, fail: boolean, roll: number): number {
+    const level = this.checker.level(node, service);
+    if (level === 0) return 92;
+    if (fail) return 1;
+    if (roll < this.scripts.crashP) return 92; // the service died by itself
+    if (roll < 0.05) return 93;
+    if (roll < 0.1) return level === 2 ? 90 : 91;
+    return 0;
   }
 
   private signal(n: SimNode, runId: number, signal: 'SIGTERM' | 'SIGKILL'): void {
@@ -367,7 +382,7 @@ export class World {
     n.runs.delete(run.req.runId);
     const ok = exitCode === 0 && signal === null;
     this.log(`${n.peer.name} end ${run.req.runId} ${run.req.service}/${run.req.event} ${ok ? 'ok' : `exit=${exitCode} signal=${signal}`}`);
-    this.checker.runEnd(n.peer.name, run.req.service, run.req.event, ok);
+    this.checker.runEnd(n.peer.name, run.req.service, run.req.event, exitCode, signal);
     const wallMs = Math.round(this.nowMs);
     this.input(n, run.incarnation, () =>
       n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs }, this.nowMs),
@@ -388,9 +403,27 @@ export class World {
   // ---- operator --------------------------------------------------------------------
 
   /** Send an admin command to `via` (or any up node); forwarded to the leader like the edge does. */
+  /** A `disabled` file appears in (or disappears from) a service directory of `node`. */
+  setDisabled(node: NodeName, service: string, disabled: boolean): void {
+    let set = this.disabled.get(node);
+    if (set === undefined) this.disabled.set(node, (set = new Set()));
+    if (disabled) set.add(service);
+    else set.delete(service);
+    this.log(`${node} ${service} ${disabled ? 'disabled' : 'enabled'}`);
+    const n = this.nodes.get(node)!;
+    // The checker learns it when koinode does (a frozen koinode learns it late).
+    this.input(n, n.incarnation, () => {
+      this.checker.setDisabled(node, service, disabled);
+      n.core!.step({ kind: 'service-disabled', service, disabled }, this.nowMs);
+    });
+  }
+
+  private readonly disabled = new Map<NodeName, Set<string>>();
+
   admin(command: AdminCommand, via?: NodeName): number {
     const requestId = this.nextRequestId++;
-    const target = via ?? this.rng.pick([...this.nodes.keys()].filter((x) => this.isUp(x)).concat([...this.nodes.keys()]));
+    const up = [...this.nodes.keys()].filter((x) => this.isUp(x));
+    const target = via ?? this.rng.pick(up.length > 0 ? up : [...this.nodes.keys()]);
     this.log(`admin ${JSON.stringify(command)} via ${target} (request ${requestId})`);
     this.sendAdmin(requestId, command, target, 2);
     return requestId;

@@ -20,7 +20,7 @@ function drive(ss: ServiceRt[], target: 'stopped' | 'started' | 'promoted'): str
     batches.push(names(step));
     let id = 1;
     for (const r of step) beginScript(r.service, r.event, id++);
-    for (const r of step) finishScript(r.service, true);
+    for (const r of step) finishScript(r.service, 0, null);
   }
   throw new Error('planner did not settle');
 }
@@ -50,14 +50,14 @@ test('a failing script runs failed, then stop, and ends failed; others wait for 
   drive(ss, 'started');
   const [low, high] = ss as [ServiceRt, ServiceRt];
   beginScript(high, 'promote', 1);
-  assert.equal(finishScript(high, false), true, 'reported as a new failure');
+  assert.equal(finishScript(high, 1, null), true, 'reported as a new failure');
   assert.equal(high.state, 'failing');
   assert.deepEqual(names(plan(ss, 'stopped', false)), ['s1:failed'], 'the lower service waits');
   beginScript(high, 'failed', 2);
-  finishScript(high, false);
+  finishScript(high, null, 'SIGKILL');
   assert.deepEqual(names(plan(ss, 'stopped', false)), ['s1:stop']);
   beginScript(high, 'stop', 3);
-  assert.equal(finishScript(high, true), false);
+  assert.equal(finishScript(high, 0, null), false);
   assert.equal(high.state, 'failed');
   assert.equal(high.holding, false, 'stop ends holding');
   assert.deepEqual(names(plan(ss, 'stopped', false)), ['s0:stop']);
