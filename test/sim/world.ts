@@ -92,6 +92,8 @@ export class World {
   readonly runLog: { atMs: number; node: NodeName; service: string; event: ScriptEvent; urgent: boolean }[] = [];
   scripts: ScriptModel = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7, crashP: 0 };
   fenceOkP: number;
+  /** Scenario hook: force a script's outcome (undefined: the random model decides). */
+  decide?: (node: NodeName, req: RunRequest) => { exitCode: number | 'hang'; ms?: number } | undefined;
   private readonly links = new Map<string, LinkState>();
   private heap: Ev[] = [];
   private seq = 0;
@@ -343,6 +345,15 @@ export class World {
     this.checker.runStart(this.nowMs, name, req, failurePath);
     this.runLog.push({ atMs: this.nowMs, node: name, service: req.service, event: req.event, urgent: req.urgent });
     const m = this.scripts;
+    const forced = this.decide?.(name, req);
+    if (forced !== undefined) {
+      const run: SimRun = { req, incarnation: n.incarnation, hang: forced.exitCode === 'hang', done: false };
+      n.runs.set(req.runId, run);
+      this.log(`${name} run ${req.runId} ${req.service}/${req.event} [decided: ${forced.exitCode}]`);
+      const code = forced.exitCode;
+      if (code !== 'hang') this.at(this.nowMs + (forced.ms ?? 20), () => this.endRun(n, run, code, null));
+      return;
+    }
     const hang = this.rng.chance(m.hangP[req.event] ?? 0);
     const fail = this.rng.chance(m.failP[req.event] ?? 0);
     const run: SimRun = { req, incarnation: n.incarnation, hang, done: false };
