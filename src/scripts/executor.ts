@@ -1,0 +1,219 @@
+// Running service scripts: no shell in between, the service directory as
+// working directory, stdin closed, KOI_* variables, output logged line by line
+// and bounded in memory, each script in its own process group so a timeout
+// can stop it together with whatever it started.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { RunnerState, ScriptEvent, Signal } from '../core/types';
+import type { DiscoveredService } from './discovery';
+
+export interface ScriptResult {
+  exitCode: number | null;
+  signal: string | null;
+  /** The last lines of output (bounded), for failure records. */
+  tail: string[];
+  durationMs: number;
+}
+
+export interface ScriptJob {
+  id: number;
+  service: DiscoveredService;
+  event: ScriptEvent;
+  env: Record<string, string>;
+}
+
+export interface ExecutorOptions {
+  /** Called for every output line (already bounded in length). */
+  onLine: (job: ScriptJob, line: string, stream: 'stdout' | 'stderr') => void;
+  onDone: (job: ScriptJob, result: ScriptResult) => void;
+  maxLineBytes?: number;
+  /** Output beyond this many bytes per run is counted, not logged. */
+  maxLoggedBytes?: number;
+  tailLines?: number;
+}
+
+interface Running {
+  job: ScriptJob;
+  child: ChildProcess;
+  startedMs: number;
+  tail: string[];
+  loggedBytes: number;
+  droppedBytes: number;
+  finished: boolean;
+}
+
+export function koiEnv(vars: {
+  event: ScriptEvent;
+  service: string;
+  node: string;
+  isPromoted: boolean;
+  state: RunnerState;
+  epoch: number;
+  master: string | null;
+}): Record<string, string> {
+  return {
+    KOI_EVENT: vars.event,
+    KOI_SERVICE: vars.service,
+    KOI_NODE: vars.node,
+    KOI_IS_PROMOTED: vars.isPromoted ? '1' : '0',
+    // Capitalised as in the original: Master, Slave, ...
+    KOI_STATE: vars.state.charAt(0).toUpperCase() + vars.state.slice(1),
+    KOI_EPOCH: String(vars.epoch),
+    KOI_MASTER: vars.master ?? '',
+  };
+}
+
+export class Executor {
+  private readonly runs = new Map<number, Running>();
+  private readonly maxLineBytes: number;
+  private readonly maxLoggedBytes: number;
+  private readonly tailLines: number;
+
+  constructor(private readonly opts: ExecutorOptions) {
+    this.maxLineBytes = opts.maxLineBytes ?? 4096;
+    this.maxLoggedBytes = opts.maxLoggedBytes ?? 256 * 1024;
+    this.tailLines = opts.tailLines ?? 20;
+  }
+
+  get running(): number {
+    return this.runs.size;
+  }
+
+  /** Process ids of running scripts (their process groups). */
+  pids(): number[] {
+    return [...this.runs.values()].map((r) => r.child.pid).filter((p): p is number => p !== undefined);
+  }
+
+  start(job: ScriptJob): void {
+    const svc = job.service;
+    const file = svc.single ? svc.path : join(svc.path, job.event);
+    const cwd = svc.single ? dirname(svc.path) : svc.path;
+    const args = svc.single ? [job.event] : [];
+    const started = Date.now();
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, {
+        cwd,
+        env: { ...process.env, ...job.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+    } catch (e) {
+      // Synchronous spawn failures (bad arguments); report like an exec failure.
+      queueMicrotask(() => this.opts.onDone(job, { exitCode: 127, signal: null, tail: [explain(e as NodeJS.ErrnoException, file, cwd)], durationMs: 0 }));
+      return;
+    }
+    const r: Running = { job, child, startedMs: started, tail: [], loggedBytes: 0, droppedBytes: 0, finished: false };
+    this.runs.set(job.id, r);
+    this.pipeLines(r, child.stdout!, 'stdout');
+    this.pipeLines(r, child.stderr!, 'stderr');
+    child.once('error', (e: NodeJS.ErrnoException) => {
+      const msg = explain(e, file, cwd);
+      r.tail.push(msg);
+      this.opts.onLine(job, msg, 'stderr');
+      this.finish(r, e.code === 'EACCES' ? 126 : 127, null);
+    });
+    child.once('exit', (code, signal) => {
+      // A background child may keep the pipes open: do not wait for them long.
+      const t = setTimeout(() => this.finish(r, code, signal), 200);
+      t.unref();
+      child.once('close', () => {
+        clearTimeout(t);
+        this.finish(r, code, signal);
+      });
+    });
+  }
+
+  /** Signal the script's whole process group. */
+  signal(id: number, sig: Signal): void {
+    const r = this.runs.get(id);
+    if (r === undefined || r.child.pid === undefined) return;
+    try {
+      process.kill(-r.child.pid, sig);
+    } catch {
+      try {
+        r.child.kill(sig);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** SIGKILL every running script's process group (shutdown after a second signal). */
+  killAll(): void {
+    for (const id of this.runs.keys()) this.signal(id, 'SIGKILL');
+  }
+
+  private finish(r: Running, exitCode: number | null, signal: NodeJS.Signals | null): void {
+    if (r.finished) return;
+    r.finished = true;
+    this.runs.delete(r.job.id);
+    r.child.stdout?.destroy();
+    r.child.stderr?.destroy();
+    if (r.droppedBytes > 0) {
+      const note = `(output truncated: ${r.droppedBytes} more bytes not logged)`;
+      this.opts.onLine(r.job, note, 'stderr');
+      r.tail.push(note);
+    }
+    this.opts.onDone(r.job, { exitCode: signal === null ? exitCode : null, signal, tail: r.tail.slice(-this.tailLines), durationMs: Date.now() - r.startedMs });
+  }
+
+  private pipeLines(r: Running, stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr'): void {
+    let partial = '';
+    let overlong = false;
+    const emit = (line: string) => {
+      const bytes = Buffer.byteLength(line);
+      r.tail.push(line);
+      if (r.tail.length > this.tailLines) r.tail.shift();
+      if (r.loggedBytes + bytes > this.maxLoggedBytes) {
+        r.droppedBytes += bytes + 1;
+        return;
+      }
+      r.loggedBytes += bytes + 1;
+      this.opts.onLine(r.job, line, name);
+    };
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const parts = chunk.split('\n');
+      for (let i = 0; i < parts.length; i++) {
+        const piece = parts[i]!;
+        const last = i === parts.length - 1;
+        if (!overlong) {
+          partial += piece;
+          if (partial.length > this.maxLineBytes) {
+            emit(`${partial.slice(0, this.maxLineBytes)}…`);
+            partial = '';
+            overlong = true;
+          }
+        }
+        if (!last) {
+          if (!overlong) emit(partial);
+          partial = '';
+          overlong = false;
+        }
+      }
+    });
+    stream.on('end', () => {
+      if (partial !== '' && !overlong) emit(partial);
+      partial = '';
+    });
+    stream.on('error', () => undefined);
+  }
+}
+
+function explain(e: NodeJS.ErrnoException, file: string, cwd: string): string {
+  if (!existsSync(cwd)) return `cannot run ${file}: its directory ${cwd} is gone`;
+  switch (e.code) {
+    case 'ENOENT':
+      return existsSync(file)
+        ? `cannot run ${file}: its interpreter (the #! line) was not found — fix the first line`
+        : `cannot run ${file}: it does not exist`;
+    case 'EACCES':
+      return `cannot run ${file}: permission denied — chmod +x it`;
+    case 'ENOEXEC':
+      return `cannot run ${file}: not an executable format — start it with a #! line`;
+    default:
+      return `cannot run ${file}: ${e.code ?? e.message}`;
+  }
+}

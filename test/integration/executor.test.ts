@@ -1,0 +1,150 @@
+// The script executor with real shell scripts in temporary directories.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Executor, koiEnv, type ScriptJob, type ScriptResult } from '../../src/scripts/executor';
+import { discoverServices } from '../../src/scripts/discovery';
+import type { ScriptEvent } from '../../src/core/types';
+
+function svcDir(scripts: Record<string, string>, name = '10-db'): { root: string; dir: string } {
+  const root = mkdtempSync(join(tmpdir(), 'koi-exec-'));
+  const dir = join(root, name);
+  mkdirSync(dir);
+  for (const [ev, body] of Object.entries(scripts)) {
+    writeFileSync(join(dir, ev), body);
+    chmodSync(join(dir, ev), 0o755);
+  }
+  return { root, dir };
+}
+
+function run(dir: string, event: ScriptEvent, opts: { onLine?: (l: string) => void; maxLoggedBytes?: number } = {}): {
+  ex: Executor;
+  done: Promise<ScriptResult>;
+} {
+  let resolve!: (r: ScriptResult) => void;
+  const done = new Promise<ScriptResult>((r) => (resolve = r));
+  const ex = new Executor({ onLine: (_j, l) => opts.onLine?.(l), onDone: (_j, r) => resolve(r), maxLoggedBytes: opts.maxLoggedBytes });
+  const job: ScriptJob = {
+    id: 1,
+    service: { def: { name: 'db', priority: 10 }, path: dir, single: false },
+    event,
+    env: koiEnv({ event, service: 'db', node: 'n1', isPromoted: true, state: 'master', epoch: 7, master: 'n1' }),
+  };
+  ex.start(job);
+  return { ex, done };
+}
+
+/** Running (a zombie is dead: it waits for PID 1, which adopts orphans, to reap it). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+test('a script gets its directory, the KOI_* variables and a closed stdin; output is logged by line', async () => {
+  const { root, dir } = svcDir({ start: '#!/bin/sh\npwd\nenv | grep ^KOI_ | sort\nread x && echo "stdin was open"\necho err >&2\nexit 0\n' });
+  const lines: string[] = [];
+  const { done } = run(dir, 'start', { onLine: (l) => lines.push(l) });
+  const r = await done;
+  assert.equal(r.exitCode, 0);
+  assert.equal(lines[0], dir);
+  for (const v of ['KOI_EPOCH=7', 'KOI_EVENT=start', 'KOI_IS_PROMOTED=1', 'KOI_MASTER=n1', 'KOI_NODE=n1', 'KOI_SERVICE=db', 'KOI_STATE=Master']) {
+    assert.ok(lines.includes(v), `${v} in ${lines.join('|')}`);
+  }
+  assert.ok(!lines.includes('stdin was open'));
+  assert.ok(lines.includes('err'));
+  rmSync(root, { recursive: true });
+});
+
+test('exit codes and signals come back as they are', async () => {
+  const { root, dir } = svcDir({ status: '#!/bin/sh\nexit 93\n', stop: '#!/bin/sh\nkill -TERM $$\n' });
+  assert.equal((await run(dir, 'status').done).exitCode, 93);
+  const r = await run(dir, 'stop').done;
+  assert.equal(r.exitCode, null);
+  assert.equal(r.signal, 'SIGTERM');
+  rmSync(root, { recursive: true });
+});
+
+test('a hanging script and the child it started both die on SIGTERM/SIGKILL of the group', async () => {
+  const { root, dir } = svcDir({
+    promote: `#!/bin/sh\ntrap '' TERM\nsleep 300 &\necho $! > ${'$'}PWD/child.pid\nwait\n`,
+  });
+  const { ex, done } = run(dir, 'promote');
+  await new Promise((r) => setTimeout(r, 300));
+  const childPid = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
+  assert.ok(alive(childPid));
+  ex.signal(1, 'SIGTERM');
+  await new Promise((r) => setTimeout(r, 200));
+  ex.signal(1, 'SIGKILL');
+  const r = await done;
+  assert.equal(r.signal !== null || r.exitCode !== 0, true, 'counts as failed');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(alive(childPid), false, 'the grandchild is gone too');
+  rmSync(root, { recursive: true });
+});
+
+test('10 MB of output: logging is bounded, koinode memory stays flat', async () => {
+  const { root, dir } = svcDir({ start: '#!/bin/sh\nhead -c 10000000 /dev/zero | tr "\\0" "x" | fold -w 100\nexit 0\n' });
+  let logged = 0;
+  const before = process.memoryUsage().rss;
+  const { done } = run(dir, 'start', { onLine: (l) => (logged += l.length + 1), maxLoggedBytes: 64 * 1024 });
+  const r = await done;
+  assert.equal(r.exitCode, 0);
+  assert.ok(logged <= 64 * 1024 + 200, `logged ${logged} bytes`);
+  assert.ok(r.tail.length <= 20);
+  assert.match(r.tail[r.tail.length - 1]!, /output truncated/);
+  assert.ok(process.memoryUsage().rss - before < 50 * 1024 * 1024, 'rss did not grow by the output size');
+  rmSync(root, { recursive: true });
+});
+
+test('a missing, non-executable or badly shebanged script fails with a clear message', async () => {
+  const { root, dir } = svcDir({ start: '#!/no/such/interpreter\n', status: '#!/bin/sh\nexit 0\n' });
+  chmodSync(join(dir, 'status'), 0o644);
+  const bad = await run(dir, 'start').done;
+  assert.equal(bad.exitCode, 127);
+  assert.match(bad.tail.join('\n'), /interpreter .*not found/);
+  const noexec = await run(dir, 'status').done;
+  assert.equal(noexec.exitCode, 126);
+  assert.match(noexec.tail.join('\n'), /chmod \+x/);
+  const missing = await run(dir, 'promote').done;
+  assert.equal(missing.exitCode, 127);
+  assert.match(missing.tail.join('\n'), /does not exist/);
+  rmSync(root, { recursive: true });
+});
+
+test('the service directory removed while a script runs: the run ends, the next one fails clearly', async () => {
+  const { root, dir } = svcDir({ start: '#!/bin/sh\nsleep 0.3\nexit 0\n', stop: '#!/bin/sh\nexit 0\n' });
+  const { done } = run(dir, 'start');
+  rmSync(dir, { recursive: true });
+  assert.equal((await done).exitCode, 0);
+  const next = await run(dir, 'stop').done;
+  assert.equal(next.exitCode, 127);
+  assert.match(next.tail.join('\n'), /directory .* is gone|does not exist/);
+  rmSync(root, { recursive: true });
+});
+
+test('discovery: priorities, file services, ignored names, disabled, duplicates', () => {
+  const root = mkdtempSync(join(tmpdir(), 'koi-disc-'));
+  for (const d of ['10-vip', '99-db', 'ping', 'old.bak', 'x~', '#tmp#', '20-db']) mkdirSync(join(root, d));
+  writeFileSync(join(root, '10-vip', 'start'), '#!/bin/sh\n');
+  chmodSync(join(root, '10-vip', 'start'), 0o755);
+  writeFileSync(join(root, '10-vip', 'stop'), '#!/bin/sh\n');
+  writeFileSync(join(root, 'ping', 'disabled'), '');
+  writeFileSync(join(root, '50-single'), '#!/bin/sh\n');
+  chmodSync(join(root, '50-single'), 0o755);
+  const d = discoverServices(root);
+  assert.deepEqual(
+    d.services.map((s) => [s.def.name, s.def.priority, s.single, s.def.disabled ?? false]),
+    [['vip', 10, false, false], ['db', 20, false, false], ['single', 50, true, false], ['ping', null, false, true]],
+  );
+  assert.deepEqual(d.services[0]!.def.scripts, ['start', 'stop']);
+  assert.equal(d.warnings.filter((w) => w.startsWith('ignoring')).length, 3);
+  assert.ok(d.problems.some((p) => p.includes('stop is not an executable')));
+  assert.ok(d.problems.some((p) => p.includes('both service "db"')));
+  rmSync(root, { recursive: true });
+});
