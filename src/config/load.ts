@@ -11,6 +11,8 @@ export interface ConfigFlags {
   name?: string;
   port?: number;
   services?: string;
+  /** The CLI only needs the address and secret: skip checks of folders and executables. */
+  client?: boolean;
 }
 
 export interface LoadedConfig {
@@ -164,7 +166,7 @@ export function parseConfig(text: string, file: string, flags: ConfigFlags = {})
     ctx.set.add('node.port');
   }
   if (flags.services !== undefined) c.service.folder = resolve(flags.services);
-  validate(c, file, ctx.set, warnings);
+  validate(c, file, ctx.set, warnings, flags.client === true);
   if (ctx.set.has('cluster.secret')) warnIfShared(file, 'it holds the cluster secret', warnings);
   return { config: c, warnings };
 }
@@ -177,7 +179,7 @@ function warnIfShared(p: string, why: string, warnings: string[]): void {
   }
 }
 
-function validate(c: KoiConfig, file: string, set: Set<string>, warnings: string[]): void {
+function validate(c: KoiConfig, file: string, set: Set<string>, warnings: string[], client: boolean): void {
   const err = (section: string, key: string, problem: string) => new ConfigError(file, section, key, problem);
   const t = c.time;
   if (t.leaderTimeoutMs <= t.heartbeatIntervalMs) {
@@ -218,6 +220,7 @@ function validate(c: KoiConfig, file: string, set: Set<string>, warnings: string
   }
   const tls = [c.cluster.tlsCert, c.cluster.tlsKey, c.cluster.tlsCa].filter((x) => x !== null).length;
   if (tls !== 0 && tls !== 3) throw err('cluster', 'tls_cert', 'set tls_cert, tls_key and tls_ca together, or none of them');
+  if (client) return;
   for (const [key, p] of [['tls_cert', c.cluster.tlsCert], ['tls_key', c.cluster.tlsKey], ['tls_ca', c.cluster.tlsCa]] as const) {
     if (p !== null && !existsSync(p)) throw err('cluster', key, `${p} does not exist`);
   }

@@ -175,6 +175,10 @@ export class KoiNode {
         this.runner?.setDisabled(input.service, input.disabled);
         this.runnerTick();
         break;
+      case 'shutdown':
+        this.runner?.shutDown();
+        this.runnerTick();
+        break;
       default:
         assertNever(input);
     }
@@ -191,6 +195,22 @@ export class KoiNode {
 
   advance(): void {
     this.out = emptyReady();
+  }
+
+  // ---- configuration changes from the edge -----------------------------------
+
+  /** What a peer told us about itself (its hello): roles and Bully priority. */
+  setPeerInfo(info: PeerInfo): void {
+    const p = this.peers.get(info.name);
+    if (p === undefined || info.name === this.name) return;
+    p.elector = info.elector;
+    p.runner = info.runner;
+    p.priority = info.priority;
+  }
+
+  /** A reload changed timings or limits (the object is shared with the runner). */
+  updateParams(next: Partial<CoreParams>): void {
+    Object.assign(this.params, next);
   }
 
   // ---- introspection (CLI, metrics, simulator) ----------------------------

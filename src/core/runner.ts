@@ -84,6 +84,17 @@ export class Runner {
     this.maintenance = maintenance;
   }
 
+  private shuttingDown = false;
+
+  shutDown(): void {
+    this.shuttingDown = true;
+  }
+
+  /** Every service is down and nothing runs: a stopping koinode may exit. */
+  quiescent(): boolean {
+    return this.runs.size === 0 && allSettledDown(this.services);
+  }
+
   setDisabled(service: string, disabled: boolean): void {
     const s = this.services.find((x) => x.def.name === service);
     if (s !== undefined) s.disabled = disabled;
@@ -160,7 +171,7 @@ export class Runner {
   }
 
   private target(nowMs: number): ServiceTarget {
-    if (this.failed || this.adminStopped) return 'stopped';
+    if (this.failed || this.adminStopped || this.shuttingDown) return 'stopped';
     if (this.urgent) return 'started';
     if (this.designated && this.leaseValid(nowMs)) return 'promoted';
     return 'started';
@@ -345,6 +356,7 @@ export class Runner {
       promotable:
         !this.failed &&
         !this.adminStopped &&
+        !this.shuttingDown &&
         !disabled &&
         !this.unreconciled() &&
         allStarted(this.services) &&

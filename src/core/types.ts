@@ -265,6 +265,8 @@ export type Input =
     }
   | { kind: 'fence-done'; fenceId: number; ok: boolean }
   | { kind: 'service-disabled'; service: string; disabled: boolean }
+  /** koinode is stopping: demote and stop every service in order. */
+  | { kind: 'shutdown' }
   | { kind: 'admin'; requestId: number; command: AdminCommand };
 
 /** Things worth logging, counting and turning into handler events. */

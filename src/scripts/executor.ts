@@ -21,6 +21,8 @@ export interface ScriptJob {
   service: DiscoveredService;
   event: ScriptEvent;
   env: Record<string, string>;
+  /** Run this instead of the service's script (the fence and handlers use it). */
+  command?: { file: string; args: string[] };
 }
 
 export interface ExecutorOptions {
@@ -87,9 +89,9 @@ export class Executor {
 
   start(job: ScriptJob): void {
     const svc = job.service;
-    const file = svc.single ? svc.path : join(svc.path, job.event);
-    const cwd = svc.single ? dirname(svc.path) : svc.path;
-    const args = svc.single ? [job.event] : [];
+    const file = job.command?.file ?? (svc.single ? svc.path : join(svc.path, job.event));
+    const cwd = svc.single || job.command !== undefined ? dirname(file) : svc.path;
+    const args = job.command?.args ?? (svc.single ? [job.event] : []);
     const started = Date.now();
     let child: ChildProcess;
     try {

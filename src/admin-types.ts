@@ -1,0 +1,90 @@
+// What `koi` and koinode say to each other inside admin envelopes. The
+// `StatusJson` shape is fixed by the spec (fields may be added, never changed).
+import type { AdminCommand, FailureRecord, RunnerState, ScriptEvent, ServiceState } from './core/types';
+
+export type AdminRequest =
+  | { op: 'local' }
+  | { op: 'status' }
+  | { op: 'failures' }
+  | { op: 'command'; command: AdminCommand }
+  | { op: 'reconfigure'; node: string | null }
+  | { op: 'watch' };
+
+export interface AdminResponse {
+  ok: boolean;
+  /** ok, refused (the cluster said no), not-leader, unavailable, error. */
+  code: 'ok' | 'refused' | 'not-leader' | 'unavailable' | 'error';
+  error?: string;
+  data?: unknown;
+}
+
+export interface ServiceJson {
+  name: string;
+  priority: number | null;
+  state: ServiceState;
+  running: ScriptEvent | null;
+  failed: boolean;
+  disabled: boolean;
+}
+
+/** Node states in status output: the runner states plus `elector` and `other`. */
+export type NodeStateJson = RunnerState | 'elector' | 'other';
+
+export interface NodeJson {
+  name: string;
+  address: string;
+  elector: boolean;
+  runner: boolean;
+  leader: boolean;
+  state: NodeStateJson;
+  reachable: boolean;
+  lastSeenMs: number | null;
+  failcount: number;
+  services: ServiceJson[];
+}
+
+export interface StatusJson {
+  cluster: {
+    id: number;
+    epoch: number;
+    leader: string | null;
+    master: string | null;
+    target: string | null;
+    manualMaster: boolean;
+    maintenance: boolean;
+    quorum: { required: number; electors: number; reachable: number };
+  };
+  nodes: NodeJson[];
+  /** Which node answered, and whether it is the leader's complete view. */
+  answeredBy: string;
+  partial: boolean;
+}
+
+export interface LocalJson {
+  name: string;
+  address: string;
+  elector: boolean;
+  runner: boolean;
+  role: 'leader' | 'candidate' | 'follower';
+  epoch: number;
+  leader: string | null;
+  master: string | null;
+  maintenance: boolean;
+  state: NodeStateJson;
+  services: ServiceJson[];
+  config: string | null;
+  servicesFolder: string;
+  uptimeMs: number;
+  pid: number;
+  version: string;
+}
+
+export interface WatchEvent {
+  seq: number;
+  time: string;
+  node: string;
+  kind: string;
+  [k: string]: unknown;
+}
+
+export type FailuresJson = FailureRecord[];

@@ -1,0 +1,594 @@
+// The koinode loop: time, peer messages, script results and admin requests go
+// into the core; messages, script runs, signals, fences, events and replies
+// come out and are carried out here.
+import { randomInt } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
+import { KoiNode } from '../core/node';
+import type { AdminCommand, AdminReply, CoreEvent, CoreParams, PeerInfo, Ready, RunRequest } from '../core/types';
+import type { KoiConfig } from '../config/config';
+import { formatHostPort } from '../config/values';
+import { loadConfig, type ConfigFlags } from '../config/load';
+import type { AdminRequest, AdminResponse, LocalJson, StatusJson, WatchEvent } from '../admin-types';
+import { Authenticator, type Envelope } from '../transport/auth';
+import { channelCredentials, koiPackage, serverCredentials } from '../transport/grpc';
+import { PeerLinks } from '../transport/peers';
+import { AdminClient } from '../transport/admin-client';
+import { serviceError } from '../transport/status';
+import { AuthError, UnreachableError } from '../errors';
+import { discoverServices, isDisabled, type DiscoveredService } from '../scripts/discovery';
+import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
+import { RateLimiter, type Log } from '../observe/logger';
+import { StateStore } from './state-store';
+import { buildStatus } from './status-view';
+import { monotonicMs } from './clock';
+
+export const TICK_MS = 20;
+const FENCE_TIMEOUT_MS = 30_000;
+const ADMIN_REPLY_TIMEOUT_MS = 5_000;
+
+export function coreParams(c: KoiConfig): CoreParams {
+  return {
+    heartbeatIntervalMs: c.time.heartbeatIntervalMs,
+    leaderTimeoutMs: c.time.leaderTimeoutMs,
+    masterLeaseMs: c.time.masterLeaseMs,
+    statusIntervalMs: c.time.statusIntervalMs,
+    failurePromotionTimeoutMs: c.time.failurePromotionTimeoutMs,
+    startTimeoutMs: c.service.startTimeoutMs,
+    stopTimeoutMs: c.service.stopTimeoutMs,
+    statusTimeoutMs: c.service.statusTimeoutMs,
+    promoteTimeoutMs: c.service.promoteTimeoutMs,
+    demoteTimeoutMs: c.service.demoteTimeoutMs,
+    failedTimeoutMs: c.service.failedTimeoutMs,
+    autoRecover: c.service.autoRecover,
+    autoRecoverWaitMs: c.service.autoRecoverWaitMs,
+    failcountResetMs: c.service.failcountResetMs,
+    quorum: c.cluster.quorum,
+    killGraceMs: 2000,
+    takeoverSettleMs: 4 * c.time.leaderTimeoutMs,
+    safetyMarginMs: 100,
+    fenceConfigured: c.cluster.fence !== null,
+  };
+}
+
+export interface DaemonOptions {
+  config: KoiConfig;
+  configFiles: string[] | undefined;
+  flags: ConfigFlags;
+  log: Log;
+  version: string;
+}
+
+interface Watcher {
+  send(ev: WatchEvent): void;
+}
+
+export class Daemon {
+  private config: KoiConfig;
+  private readonly log: Log;
+  private readonly core: KoiNode;
+  private readonly links: PeerLinks;
+  private readonly server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 1000 });
+  private readonly executor: Executor;
+  private readonly store: StateStore;
+  private readonly auth: Authenticator;
+  private readonly services = new Map<string, DiscoveredService>();
+  private readonly disabledSeen = new Map<string, boolean>();
+  private readonly jobs = new Map<number, { service: string; event: string }>();
+  private readonly pending = new Map<number, (r: AdminReply) => void>();
+  private readonly watchers = new Set<Watcher>();
+  private readonly refusals = new RateLimiter(60_000);
+  private readonly leaderClients = new Map<string, AdminClient>();
+  private timer: NodeJS.Timeout | null = null;
+  private disabledTimer: NodeJS.Timeout | null = null;
+  private nextRequestId = 1;
+  private watchSeq = 0;
+  private lastView = '';
+  private readonly startedMs = Date.now();
+  private stopping: { deadlineMs: number; resolve: () => void } | null = null;
+  boundPort = 0;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.config = opts.config;
+    this.log = opts.log;
+    const c = this.config;
+    this.store = new StateStore(c.node.stateDir);
+    const persisted = this.store.load();
+    if (c.node.runner) {
+      const d = discoverServices(c.service.folder);
+      for (const w of d.warnings) this.log.warn('services', w);
+      for (const p of d.problems) this.log.error('services', p);
+      for (const s of d.services) {
+        this.services.set(s.def.name, s);
+        this.disabledSeen.set(s.def.name, s.def.disabled ?? false);
+      }
+      this.log.info('services', `${d.services.length} service(s) in ${c.service.folder}: ${d.services.map((s) => s.def.name).join(', ') || '(none)'}`);
+    }
+    const self: PeerInfo = { name: c.node.name, elector: c.node.elector, runner: c.node.runner, priority: c.node.priority };
+    // Others are known from their hello; until then they count for nothing.
+    const peers = c.cluster.transport.map((p) => (p.name === self.name ? self : { name: p.name, elector: false, runner: false, priority: 0 }));
+    this.core = new KoiNode({
+      self: self.name,
+      peers,
+      params: coreParams(c),
+      services: [...this.services.values()].map((s) => s.def),
+      incarnation: randomInt(1, 2 ** 31 - 1),
+      nowMs: monotonicMs(),
+      persisted,
+    });
+    this.auth = new Authenticator(c.cluster.secret, c.cluster.id, c.node.name);
+    this.executor = new Executor({
+      onLine: (job, line, stream) => this.scriptLine(job, line, stream),
+      onDone: (job, r) => this.scriptDone(job, r),
+    });
+    this.links = new PeerLinks(self, c.cluster.transport, this.auth, () => channelCredentials(this.config), {
+      onMessage: (from, msg) => this.step({ kind: 'message', from, msg }),
+      onHello: (info) => this.core.setPeerInfo(info),
+      onRefused: (from, err) => this.refused(from, err),
+      onLinkChange: (peer, up) => this.log.info('transport', `link to ${peer} ${up ? 'up' : 'down'}`),
+    });
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    const pkg = koiPackage();
+    this.server.addService(pkg.Peer.service, { Link: this.links.serve });
+    this.server.addService(pkg.Admin.service, {
+      Call: (call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>) => this.adminCall(call, cb),
+      Watch: (call: grpc.ServerWritableStream<Envelope, Envelope>) => this.adminWatch(call),
+    });
+    const bind = c.node.bind.includes(':') ? `[${c.node.bind}]` : c.node.bind;
+    this.boundPort = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${bind}:${c.node.port}`, serverCredentials(c), (err, port) => (err ? reject(new Error(`cannot listen on ${bind}:${c.node.port}: ${err.message}`)) : resolve(port))),
+    );
+    this.links.start();
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.disabledTimer = setInterval(() => this.checkDisabled(), Math.min(c.time.statusIntervalMs, 5000));
+    this.flush();
+    this.log.info('daemon', `listening on ${bind}:${this.boundPort} as ${c.node.name} (${c.node.elector ? 'elector' : ''}${c.node.elector && c.node.runner ? '+' : ''}${c.node.runner ? 'runner' : ''}, epoch ${this.core.epoch})`);
+    this.notifyReady();
+  }
+
+  /** Graceful stop: demote, then stop services in order, within a bound. */
+  shutdown(): Promise<void> {
+    if (this.stopping !== null) return Promise.resolve();
+    const c = this.config;
+    const boundMs = c.service.demoteTimeoutMs + c.service.stopTimeoutMs + 5000;
+    this.log.info('daemon', `shutting down: demoting and stopping services (at most ${Math.round(boundMs / 1000)}s; signal again to exit at once)`);
+    return new Promise((resolve) => {
+      this.stopping = { deadlineMs: Date.now() + boundMs, resolve };
+      this.step({ kind: 'shutdown' });
+      this.checkStopped();
+    });
+  }
+
+  /** Second signal: kill every script and leave now. */
+  forceStop(): void {
+    this.executor.killAll();
+    this.close();
+  }
+
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.disabledTimer !== null) clearInterval(this.disabledTimer);
+    this.timer = null;
+    this.links.close();
+    for (const c of this.leaderClients.values()) c.close();
+    this.server.forceShutdown();
+  }
+
+  // ---- the loop ----------------------------------------------------------------
+
+  private tick(): void {
+    this.core.tick(monotonicMs());
+    this.flush();
+    if (this.stopping !== null) this.checkStopped();
+  }
+
+  private step(input: Parameters<KoiNode['step']>[0]): void {
+    this.core.step(input, monotonicMs());
+    this.flush();
+  }
+
+  private flush(): void {
+    const r: Ready = this.core.ready();
+    if (r.persist !== null) {
+      try {
+        this.store.save(r.persist);
+      } catch (e) {
+        // Without a durable vote we must not send it: stop here loudly.
+        this.log.error('state', `cannot write ${this.store.file}: ${(e as Error).message} — koinode stops`);
+        process.exit(1);
+      }
+    }
+    for (const m of r.messages) this.links.send(m.to, m.msg);
+    for (const run of r.runs) this.startScript(run);
+    for (const s of r.signals) {
+      const j = this.jobs.get(s.runId);
+      this.log.warn('scripts', `${j?.service}/${j?.event} ran past its time limit: ${s.signal}`);
+      this.executor.signal(s.runId, s.signal);
+    }
+    for (const f of r.fences) this.fence(f.fenceId, f.node);
+    for (const e of r.events) this.event(e);
+    for (const rep of r.replies) {
+      const done = this.pending.get(rep.requestId);
+      this.pending.delete(rep.requestId);
+      done?.(rep);
+    }
+    this.core.advance();
+    this.viewChanged();
+  }
+
+  private checkStopped(): void {
+    const s = this.stopping;
+    if (s === null) return;
+    const runner = this.core.runner;
+    const done = runner === null || runner.quiescent() || this.core.state.maintenance;
+    if (done || Date.now() > s.deadlineMs) {
+      if (!done) {
+        this.log.warn('daemon', 'shutdown bound reached: killing the scripts still running');
+        this.executor.killAll();
+      }
+      this.close();
+      s.resolve();
+    }
+  }
+
+  // ---- scripts -----------------------------------------------------------------
+
+  private startScript(run: RunRequest): void {
+    const svc = this.services.get(run.service);
+    if (svc === undefined) {
+      setImmediate(() => this.step({ kind: 'script-done', runId: run.runId, exitCode: 127, signal: null, output: [`service ${run.service} is gone`], wallMs: Date.now() }));
+      return;
+    }
+    this.jobs.set(run.runId, { service: run.service, event: run.event });
+    this.log.info('scripts', `${run.service}/${run.event}${run.urgent ? ' (lease expired: all at once)' : ''}`, { service: run.service, event: run.event });
+    this.executor.start({
+      id: run.runId,
+      service: svc,
+      event: run.event,
+      env: koiEnv({ ...run.vars, event: run.event, service: run.service, node: this.config.node.name }),
+    });
+  }
+
+  private scriptLine(job: ScriptJob, line: string, stream: 'stdout' | 'stderr'): void {
+    this.log.info('script', line, { service: job.service.def.name, event: job.event, stream });
+  }
+
+  private scriptDone(job: ScriptJob, r: { exitCode: number | null; signal: string | null; tail: string[]; durationMs: number }): void {
+    this.jobs.delete(job.id);
+    const ok = r.exitCode === 0 && r.signal === null;
+    const how = r.signal !== null ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
+    const msg = `${job.service.def.name}/${job.event} ${how} after ${r.durationMs}ms`;
+    if (ok || job.event === 'status') this.log.debug('scripts', msg);
+    else this.log.warn('scripts', msg);
+    this.step({ kind: 'script-done', runId: job.id, exitCode: r.exitCode, signal: r.signal, output: r.tail, wallMs: Date.now() });
+  }
+
+  private checkDisabled(): void {
+    for (const s of this.services.values()) {
+      const now = isDisabled(s);
+      if (this.disabledSeen.get(s.def.name) !== now) {
+        this.disabledSeen.set(s.def.name, now);
+        this.log.info('services', `${s.def.name} ${now ? 'disabled (a disabled file appeared)' : 'enabled again'}`);
+        this.step({ kind: 'service-disabled', service: s.def.name, disabled: now });
+      }
+    }
+  }
+
+  private fence(fenceId: number, node: string): void {
+    const file = this.config.cluster.fence;
+    const addr = this.config.cluster.transport.find((p) => p.name === node);
+    if (file === null || addr === undefined) {
+      this.step({ kind: 'fence-done', fenceId, ok: false });
+      return;
+    }
+    this.log.warn('fence', `fencing ${node} (${formatHostPort(addr)}) with ${file}`);
+    const child = spawn(file, [node, formatHostPort(addr)], {
+      env: { ...process.env, KOI_EVENT: 'fence', KOI_NODE: node, KOI_NODE_ADDRESS: formatHostPort(addr), KOI_MASTER: this.core.state.master ?? '', KOI_LEADER: this.core.leader ?? '', KOI_EPOCH: String(this.core.epoch) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let settled = false;
+    const finish = (ok: boolean, why: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.log[ok ? 'warn' : 'error']('fence', `fence of ${node}: ${ok ? 'succeeded' : `failed (${why}) — waiting out its lease instead`}`);
+      this.step({ kind: 'fence-done', fenceId, ok });
+    };
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      finish(false, `no answer within ${FENCE_TIMEOUT_MS / 1000}s`);
+    }, FENCE_TIMEOUT_MS);
+    const lines = (b: Buffer) => {
+      for (const l of b.toString('utf8').split('\n')) if (l.trim() !== '') this.log.info('fence', l.slice(0, 2000));
+    };
+    child.stdout?.on('data', lines);
+    child.stderr?.on('data', lines);
+    child.on('error', (e) => finish(false, e.message));
+    child.on('exit', (code, sig) => finish(code === 0 && sig === null, sig !== null ? `killed by ${sig}` : `exit ${code}`));
+  }
+
+  // ---- events ------------------------------------------------------------------
+
+  private event(e: CoreEvent): void {
+    switch (e.kind) {
+      case 'dropped':
+        if (this.refusals.allow(`drop:${e.from}:${e.reason}`)) this.log.warn('core', `dropped a message from ${e.from}: ${e.reason}`);
+        return;
+      case 'warning':
+        this.log.warn('core', e.text);
+        break;
+      case 'leader-elected':
+        this.log.info('election', `elected leader for epoch ${e.epoch}`);
+        break;
+      case 'stepped-down':
+        this.log.warn('election', `stepped down in epoch ${e.epoch}: ${e.reason}`);
+        break;
+      case 'leader-lost':
+        this.log.warn('election', `lost the leader: ${e.reason}`);
+        break;
+      case 'campaign':
+        this.log.debug('election', `campaign for epoch ${e.epoch}${e.takeover ? ' (takeover)' : ''}`);
+        break;
+      case 'master-designated':
+        this.log.info('master', `${e.master} is master (${e.reason}, epoch ${e.epoch})`);
+        break;
+      case 'master-revoked':
+        this.log.warn('master', `${e.master} is no longer master: ${e.reason}`);
+        break;
+      case 'lease-expired':
+        this.log.warn('runner', 'master lease expired without renewal: demoting every service now');
+        break;
+      case 'fence-requested':
+      case 'fence-result':
+        break;
+      case 'runner-failed':
+        this.log.error('runner', `failed: ${e.service}/${e.event}`);
+        break;
+      case 'runner-recovered':
+        this.log.info('runner', `recovered${e.automatic ? ' automatically' : ' by koi recover'}`);
+        break;
+      case 'state-changed':
+        this.log.debug('state', e.what);
+        break;
+    }
+    this.publish({ node: this.config.node.name, ...e });
+  }
+
+  private publish(ev: Omit<WatchEvent, 'seq' | 'time'>): void {
+    if (this.watchers.size === 0) return;
+    const full = { seq: ++this.watchSeq, time: new Date().toISOString(), ...ev } as WatchEvent;
+    for (const w of this.watchers) w.send(full);
+  }
+
+  /** Leader, epoch, master and maintenance as this node sees them: one event per change. */
+  private viewChanged(): void {
+    const s = this.core.state;
+    const view = `${this.core.leader}|${this.core.epoch}|${s.master}|${s.maintenance}|${s.manualMaster}`;
+    if (view === this.lastView) return;
+    this.lastView = view;
+    this.publish({ node: this.config.node.name, kind: 'view', leader: this.core.leader, epoch: this.core.epoch, master: s.master, maintenance: s.maintenance, manualMaster: s.manualMaster });
+  }
+
+  private refused(from: string, err: AuthError): void {
+    if (this.refusals.allow(`${from}:${err.reason}`)) {
+      this.log.warn('transport', `refused ${from}: ${err.message} (logged once a minute per sender)`);
+    }
+  }
+
+  // ---- admin ---------------------------------------------------------------------
+
+  private adminCall(call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>): void {
+    let from: string;
+    let req: AdminRequest;
+    try {
+      const opened = this.auth.open(call.request);
+      from = opened.from;
+      req = checkAdminRequest(opened.payload);
+    } catch (e) {
+      const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
+      this.refused(call.getPeer(), err);
+      cb(serviceError(err));
+      return;
+    }
+    this.handleAdmin(req, from).then(
+      (res) => cb(null, this.auth.seal(res)),
+      (e: unknown) => cb(null, this.auth.seal({ ok: false, code: 'error', error: (e as Error).message } satisfies AdminResponse)),
+    );
+  }
+
+  private adminWatch(call: grpc.ServerWritableStream<Envelope, Envelope>): void {
+    try {
+      this.auth.open(call.request);
+    } catch (e) {
+      const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
+      this.refused(call.getPeer(), err);
+      call.emit('error', serviceError(err));
+      return;
+    }
+    const w: Watcher = { send: (ev) => call.write(this.auth.seal(ev)) };
+    this.watchers.add(w);
+    this.lastView = '';
+    this.viewChanged();
+    const gone = () => this.watchers.delete(w);
+    call.on('cancelled', gone);
+    call.on('close', gone);
+    call.on('error', gone);
+  }
+
+  private async handleAdmin(req: AdminRequest, from: string): Promise<AdminResponse> {
+    const forwarded = from !== 'koi';
+    switch (req.op) {
+      case 'local':
+        return { ok: true, code: 'ok', data: this.local() };
+      case 'failures':
+        return { ok: true, code: 'ok', data: this.core.state.failures };
+      case 'status': {
+        if (this.core.isLeader() || forwarded) return { ok: true, code: 'ok', data: this.status() };
+        const viaLeader = await this.toLeader(req);
+        return viaLeader ?? { ok: true, code: 'ok', data: this.status() };
+      }
+      case 'command': {
+        const rep = await this.command(req.command);
+        if (rep.code === 'not-leader' && !forwarded && rep.leader !== null && rep.leader !== this.config.node.name) {
+          const viaLeader = await this.toLeader(req);
+          if (viaLeader !== null) return viaLeader;
+        }
+        return replyToResponse(rep);
+      }
+      case 'reconfigure':
+        if (req.node !== null && req.node !== this.config.node.name) {
+          if (forwarded) return { ok: false, code: 'refused', error: `reconfigure for ${req.node} reached ${this.config.node.name}` };
+          return this.toNode(req.node, { op: 'reconfigure', node: req.node });
+        }
+        return this.reload();
+      case 'watch':
+        return { ok: false, code: 'error', error: 'watch is a stream: use the Watch call' };
+    }
+  }
+
+  private command(command: AdminCommand): Promise<AdminReply> {
+    const requestId = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        resolve({ requestId, ok: false, code: 'not-committed', error: 'no answer from the core in time — check koi status and retry', leader: this.core.leader });
+      }, ADMIN_REPLY_TIMEOUT_MS);
+      this.pending.set(requestId, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      this.step({ kind: 'admin', requestId, command });
+    });
+  }
+
+  private async toLeader(req: AdminRequest): Promise<AdminResponse | null> {
+    const leader = this.core.leader;
+    if (leader === null || leader === this.config.node.name) return null;
+    try {
+      return await this.toNode(leader, req);
+    } catch {
+      return null;
+    }
+  }
+
+  private async toNode(node: string, req: AdminRequest): Promise<AdminResponse> {
+    const addr = this.config.cluster.transport.find((p) => p.name === node);
+    if (addr === undefined) return { ok: false, code: 'refused', error: `no node named ${node} — see koi status for the names` };
+    let client = this.leaderClients.get(node);
+    if (client === undefined) {
+      client = new AdminClient(formatHostPort(addr), this.auth, channelCredentials(this.config));
+      this.leaderClients.set(node, client);
+    }
+    try {
+      return await client.call(req, ADMIN_REPLY_TIMEOUT_MS);
+    } catch (e) {
+      if (e instanceof UnreachableError) return { ok: false, code: 'unavailable', error: `${node} did not answer: ${e.message}` };
+      throw e;
+    }
+  }
+
+  status(): StatusJson {
+    return buildStatus(this.core, this.config, monotonicMs());
+  }
+
+  private local(): LocalJson {
+    const c = this.config;
+    const st = buildStatus(this.core, c, monotonicMs());
+    const me = st.nodes.find((n) => n.name === c.node.name)!;
+    return {
+      name: c.node.name,
+      address: me.address,
+      elector: c.node.elector,
+      runner: c.node.runner,
+      role: this.core.role,
+      epoch: this.core.epoch,
+      leader: this.core.leader,
+      master: this.core.state.master,
+      maintenance: this.core.state.maintenance,
+      state: me.state,
+      services: me.services,
+      config: c.file,
+      servicesFolder: c.service.folder,
+      uptimeMs: Date.now() - this.startedMs,
+      pid: process.pid,
+      version: this.opts.version,
+    };
+  }
+
+  /** SIGHUP or `koi reconfigure`: apply what can change live; keep the old on error. */
+  reload(): Promise<AdminResponse> {
+    let next: KoiConfig;
+    try {
+      next = loadConfig(this.opts.configFiles, this.opts.flags).config;
+    } catch (e) {
+      this.log.error('config', `reload refused, the old configuration stays: ${(e as Error).message}`);
+      return Promise.resolve({ ok: false, code: 'refused', error: (e as Error).message });
+    }
+    const old = this.config;
+    const fixed: string[] = [];
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    if (!same(old.node, { ...next.node, metrics: old.node.metrics })) fixed.push('[node]');
+    if (!same(old.cluster.transport, next.cluster.transport) || old.cluster.id !== next.cluster.id || old.cluster.quorum !== next.cluster.quorum) fixed.push('[cluster] transport/id/quorum');
+    if (old.service.folder !== next.service.folder) fixed.push('[service] folder');
+    this.config = { ...next, node: old.node, cluster: { ...next.cluster, transport: old.cluster.transport, id: old.cluster.id, quorum: old.cluster.quorum }, service: { ...next.service, folder: old.service.folder } };
+    this.auth.setSecret(this.config.cluster.secret);
+    const p = coreParams(this.config);
+    this.core.updateParams(p);
+    const note = fixed.length > 0 ? `; ${fixed.join(', ')} changed but need a restart of koinode` : '';
+    this.log.info('config', `reloaded ${next.file}${note}`);
+    return Promise.resolve({ ok: true, code: 'ok', data: { reloaded: next.file, needRestart: fixed } });
+  }
+
+  private notifyReady(): void {
+    if (process.env.NOTIFY_SOCKET === undefined) return;
+    const child = spawn('systemd-notify', ['--ready', `--pid=${process.pid}`], { stdio: 'ignore' });
+    child.on('error', (e) => this.log.warn('daemon', `systemd-notify failed: ${e.message}`));
+  }
+}
+
+function replyToResponse(r: AdminReply): AdminResponse {
+  if (r.ok) return { ok: true, code: 'ok' };
+  switch (r.code) {
+    case 'not-leader':
+      return { ok: false, code: 'not-leader', error: r.error ?? `this node is not the leader (${r.leader ?? 'none'}) and could not forward` };
+    case 'refused':
+      return { ok: false, code: 'refused', error: r.error ?? 'refused' };
+    case 'not-committed':
+    case 'ok':
+      return { ok: false, code: 'unavailable', error: r.error ?? 'not confirmed' };
+  }
+}
+
+const COMMANDS = new Set(['promote', 'demote', 'elect', 'maintenance', 'start', 'stop', 'recover']);
+
+function checkAdminRequest(p: unknown): AdminRequest {
+  const o = p as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null) throw new AuthError('admin request is not an object', 'malformed');
+  switch (o.op) {
+    case 'local':
+    case 'status':
+    case 'failures':
+    case 'watch':
+      return { op: o.op };
+    case 'reconfigure':
+      if (o.node !== null && typeof o.node !== 'string') throw new AuthError('reconfigure: node', 'malformed');
+      return { op: 'reconfigure', node: o.node };
+    case 'command': {
+      const c = o.command as Record<string, unknown> | null;
+      if (typeof c !== 'object' || c === null || !COMMANDS.has(String(c.kind))) throw new AuthError('command: unknown kind', 'malformed');
+      if (['promote', 'start', 'stop', 'recover'].includes(String(c.kind)) && typeof c.node !== 'string') throw new AuthError('command: node', 'malformed');
+      if (c.kind === 'maintenance' && typeof c.on !== 'boolean') throw new AuthError('command: on', 'malformed');
+      return { op: 'command', command: c as unknown as AdminCommand };
+    }
+    default:
+      throw new AuthError(`unknown admin op ${JSON.stringify(o.op)}`, 'malformed');
+  }
+}

@@ -1,0 +1,68 @@
+// Turning the core's knowledge into the status documents of `koi`.
+import type { KoiNode } from '../core/node';
+import type { RunnerReport, ServiceReport } from '../core/types';
+import type { KoiConfig } from '../config/config';
+import { formatHostPort } from '../config/values';
+import type { NodeJson, NodeStateJson, ServiceJson, StatusJson } from '../admin-types';
+
+function serviceJson(s: ServiceReport): ServiceJson {
+  return { name: s.name, priority: s.priority, state: s.state, running: s.running, failed: s.failed, disabled: s.disabled };
+}
+
+function nodeState(elector: boolean, runner: boolean, reachable: boolean, r: RunnerReport | null): NodeStateJson {
+  if (!runner) return elector ? 'elector' : 'other';
+  if (!reachable || r === null) return 'disconnected';
+  return r.state;
+}
+
+/**
+ * The cluster as this node sees it. On the leader it is complete; elsewhere
+ * (`partial`) only this node's own services are known.
+ */
+export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): StatusJson {
+  const views = core.leaderViews();
+  const s = core.state;
+  const lt = core.params.leaderTimeoutMs;
+  const nodes: NodeJson[] = [];
+  let electors = 0;
+  let reachableElectors = 0;
+  for (const addr of config.cluster.transport) {
+    const peer = core.peers.get(addr.name)!;
+    const self = addr.name === core.name;
+    const v = views?.get(addr.name);
+    const lastSeenMs = self ? 0 : v?.lastReplyMs != null ? Math.round(nowMs - v.lastReplyMs) : null;
+    const reachable = self || (lastSeenMs !== null && lastSeenMs <= lt);
+    const report = self && core.runner ? core.runner.report(nowMs) : (v?.report ?? null);
+    if (peer.elector) {
+      electors++;
+      if (reachable) reachableElectors++;
+    }
+    nodes.push({
+      name: addr.name,
+      address: formatHostPort(addr),
+      elector: peer.elector,
+      runner: peer.runner,
+      leader: core.leader === addr.name,
+      state: nodeState(peer.elector, peer.runner, reachable, report),
+      reachable,
+      lastSeenMs,
+      failcount: report?.failcount ?? 0,
+      services: (report?.services ?? []).map(serviceJson),
+    });
+  }
+  return {
+    cluster: {
+      id: config.cluster.id,
+      epoch: core.epoch,
+      leader: core.leader,
+      master: s.master,
+      target: s.target,
+      manualMaster: s.manualMaster,
+      maintenance: s.maintenance,
+      quorum: { required: core.params.quorum, electors, reachable: reachableElectors },
+    },
+    nodes,
+    answeredBy: core.name,
+    partial: views === null,
+  };
+}

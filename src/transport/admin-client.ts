@@ -1,0 +1,78 @@
+// Calling the Admin service of a node: used by `koi` and by a node that
+// forwards a command to the leader.
+import * as grpc from '@grpc/grpc-js';
+import type { AdminRequest, AdminResponse } from '../admin-types';
+import { AuthError, UnreachableError } from '../errors';
+import type { Authenticator, Envelope } from './auth';
+import { CHANNEL_OPTIONS, koiPackage } from './grpc';
+
+interface AdminStub extends grpc.Client {
+  Call(req: Envelope, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, res?: Envelope) => void): grpc.ClientUnaryCall;
+  Watch(req: Envelope): grpc.ClientReadableStream<Envelope>;
+}
+
+export class AdminClient {
+  private readonly stub: AdminStub;
+
+  constructor(
+    readonly address: string,
+    private readonly auth: Authenticator,
+    creds: grpc.ChannelCredentials,
+  ) {
+    const Ctor = koiPackage().Admin;
+    this.stub = new Ctor(address, creds, { ...CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 100 }) as unknown as AdminStub;
+  }
+
+  call(req: AdminRequest, timeoutMs: number): Promise<AdminResponse> {
+    return new Promise((resolve, reject) => {
+      const deadline = new Date(Date.now() + timeoutMs);
+      this.stub.Call(this.auth.seal(req), { deadline }, (err, res) => {
+        if (err !== null) {
+          reject(mapError(err, this.address, timeoutMs));
+          return;
+        }
+        try {
+          resolve(this.auth.open(res).payload as AdminResponse);
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  }
+
+  /** Stream events until `stop()`; `onEnd` gets the error that ended it, if any. */
+  watch(onEvent: (payload: unknown) => void, onEnd: (err: Error | null) => void): { stop(): void } {
+    const stream = this.stub.Watch(this.auth.seal({ op: 'watch' } satisfies AdminRequest));
+    stream.on('data', (env: Envelope) => {
+      try {
+        onEvent(this.auth.open(env).payload);
+      } catch (e) {
+        onEnd(e as Error);
+        stream.cancel();
+      }
+    });
+    stream.on('error', (e: grpc.ServiceError) => {
+      if (e.code !== grpc.status.CANCELLED) onEnd(mapError(e, this.address, 0));
+    });
+    stream.on('end', () => onEnd(null));
+    return { stop: () => stream.cancel() };
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+}
+
+function mapError(err: grpc.ServiceError, address: string, timeoutMs: number): Error {
+  switch (err.code) {
+    case grpc.status.UNAVAILABLE:
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new UnreachableError(`no node answered at ${address} within ${Math.round(timeoutMs / 100) / 10}s — is koinode running?`);
+    case grpc.status.UNAUTHENTICATED:
+      return new AuthError(`${address} refused us: ${err.details} — use the cluster's secret (see -f)`, 'secret');
+    case grpc.status.PERMISSION_DENIED:
+      return new AuthError(`${address} refused us: ${err.details}`, 'cluster');
+    default:
+      return new Error(`${address}: ${err.details || err.message}`);
+  }
+}

@@ -1,0 +1,90 @@
+// Signed envelopes: an HMAC over the sender, the cluster id, a timestamp, a
+// nonce and the body, with a replay window. Nothing unsigned is ever parsed.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AuthError } from '../errors';
+
+export interface Envelope {
+  from: string;
+  cluster: number;
+  ts_ms: string | number;
+  nonce: Buffer;
+  body: Buffer;
+  mac: Buffer;
+}
+
+export const REPLAY_WINDOW_MS = 60_000;
+
+function mac(secret: string, from: string, cluster: number, tsMs: number, nonce: Buffer, body: Buffer): Buffer {
+  return createHmac('sha256', secret)
+    .update(`koi.v1\n${from}\n${cluster}\n${tsMs}\n${nonce.toString('hex')}\n`)
+    .update(body)
+    .digest();
+}
+
+export class Authenticator {
+  /** Nonces seen within the window, with the time they may be forgotten. */
+  private readonly seen = new Map<string, number>();
+  private lastPruneMs = 0;
+
+  constructor(
+    private secret: string,
+    readonly clusterId: number,
+    readonly self: string,
+    private readonly windowMs = REPLAY_WINDOW_MS,
+    private readonly wallMs: () => number = Date.now,
+  ) {}
+
+  /** A reload may change the secret (every node must then change it too). */
+  setSecret(secret: string): void {
+    this.secret = secret;
+  }
+
+  seal(payload: unknown): Envelope {
+    const body = Buffer.from(JSON.stringify(payload));
+    const nonce = randomBytes(12);
+    const ts = this.wallMs();
+    return { from: this.self, cluster: this.clusterId, ts_ms: ts, nonce, body, mac: mac(this.secret, this.self, this.clusterId, ts, nonce, body) };
+  }
+
+  /** Verify and decode; throws AuthError saying why it was refused. */
+  open(env: Partial<Envelope> | undefined): { from: string; payload: unknown } {
+    if (env === undefined || typeof env.from !== 'string' || env.from === '' || !Buffer.isBuffer(env.nonce) || !Buffer.isBuffer(env.body) || !Buffer.isBuffer(env.mac)) {
+      throw new AuthError('malformed envelope', 'malformed');
+    }
+    const ts = Number(env.ts_ms);
+    const cluster = Number(env.cluster);
+    const expected = mac(this.secret, env.from, cluster, ts, env.nonce, env.body);
+    if (env.mac.length !== expected.length || !timingSafeEqual(env.mac, expected)) {
+      throw new AuthError(`message from ${env.from} failed authentication — the secret differs from ours`, 'secret');
+    }
+    if (cluster !== this.clusterId) {
+      throw new AuthError(`message from ${env.from} is for cluster ${cluster}, we are cluster ${this.clusterId}`, 'cluster');
+    }
+    const now = this.wallMs();
+    if (!Number.isFinite(ts) || Math.abs(now - ts) > this.windowMs) {
+      throw new AuthError(`message from ${env.from} is ${Math.round((now - ts) / 1000)}s off our clock (window ±${this.windowMs / 1000}s) — check NTP`, 'replay');
+    }
+    const key = `${env.from}/${env.nonce.toString('hex')}`;
+    if (this.seen.has(key)) throw new AuthError(`message from ${env.from} was replayed`, 'replay');
+    this.seen.set(key, now + this.windowMs);
+    this.prune(now);
+    let payload: unknown;
+    try {
+      payload = JSON.parse(env.body.toString('utf8'));
+    } catch {
+      throw new AuthError(`message from ${env.from} has a body that is not JSON`, 'malformed');
+    }
+    return { from: env.from, payload };
+  }
+
+  private prune(now: number): void {
+    if (now - this.lastPruneMs < 5000) return;
+    this.lastPruneMs = now;
+    for (const [k, until] of this.seen) if (until < now) this.seen.delete(k);
+  }
+}
+
+/** A fresh secret for `koi keygen`: 32 random bytes, base64. */
+export function newSecret(): string {
+  return randomBytes(32).toString('base64');
+}

@@ -1,0 +1,48 @@
+// Loading the koi.v1 schema and building credentials. The only file that
+// knows where proto/ lives.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { KoiConfig } from '../config/config';
+
+export const PROTO_PATH = join(__dirname, '..', '..', '..', 'proto', 'koi.proto');
+
+interface KoiPackage {
+  Peer: grpc.ServiceClientConstructor;
+  Admin: grpc.ServiceClientConstructor;
+}
+
+let cached: KoiPackage | null = null;
+
+export function koiPackage(): KoiPackage {
+  if (cached === null) {
+    const def = protoLoader.loadSync(PROTO_PATH, { keepCase: true, longs: String, defaults: true });
+    const root = grpc.loadPackageDefinition(def) as unknown as { koi: { v1: KoiPackage } };
+    cached = root.koi.v1;
+  }
+  return cached;
+}
+
+/** Keepalives find a dead TCP peer; the protocol's own timeouts decide roles. */
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.keepalive_time_ms': 5000,
+  'grpc.keepalive_timeout_ms': 3000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.max_pings_without_data': 0,
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2000,
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+};
+
+export function serverCredentials(c: KoiConfig): grpc.ServerCredentials {
+  const { tlsCert, tlsKey, tlsCa } = c.cluster;
+  if (tlsCert === null || tlsKey === null || tlsCa === null) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(readFileSync(tlsCa), [{ private_key: readFileSync(tlsKey), cert_chain: readFileSync(tlsCert) }], true);
+}
+
+export function channelCredentials(c: Pick<KoiConfig, 'cluster'>): grpc.ChannelCredentials {
+  const { tlsCert, tlsKey, tlsCa } = c.cluster;
+  if (tlsCert === null || tlsKey === null || tlsCa === null) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(readFileSync(tlsCa), readFileSync(tlsKey), readFileSync(tlsCert));
+}
