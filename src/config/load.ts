@@ -189,6 +189,9 @@ function validate(c: KoiConfig, file: string, set: Set<string>, warnings: string
     throw err('time', 'master_lease', `${formatDuration(t.masterLeaseMs)} must be at least twice heartbeat_interval (${formatDuration(t.heartbeatIntervalMs)}) — raise master_lease or lower heartbeat_interval`);
   }
   if (t.heartbeatIntervalMs < 10) throw err('time', 'heartbeat_interval', 'must be at least 10ms');
+  if (t.masterLeaseMs < t.leaderTimeoutMs + 2 * t.heartbeatIntervalMs) {
+    warnings.push(`[time] master_lease ${formatDuration(t.masterLeaseMs)} is shorter than leader_timeout + 2 × heartbeat_interval (${formatDuration(t.leaderTimeoutMs + 2 * t.heartbeatIntervalMs)}): when the leader fails, the master may demote before a new leader renews it`);
+  }
   if (c.cluster.secret === '') {
     throw err('cluster', 'secret', 'missing — set secret (or secret_file) to the same value on every node; `koi keygen` prints one');
   }

@@ -51,6 +51,9 @@ export interface GrantedVote {
   recvMs: number;
   lastAckAgoMs: number;
   state: ClusterState | null;
+  /** The voter's clock reading and incarnation, to echo as a lease grant. */
+  nowMs: number;
+  incarnation: number;
 }
 
 /**

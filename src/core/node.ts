@@ -412,7 +412,7 @@ export class KoiNode {
   private startCampaign(preVote: boolean, takeover: boolean): void {
     const now = this.nowMs;
     const epoch = this.epoch + 1;
-    const selfVote: GrantedVote = { from: this.name, recvMs: now, lastAckAgoMs: now - this.lastAckMs, state: this.state };
+    const selfVote: GrantedVote = { from: this.name, recvMs: now, lastAckAgoMs: now - this.lastAckMs, state: this.state, nowMs: now, incarnation: this.incarnation };
     if (!preVote) {
       this.epoch = epoch;
       this.votedFor = this.name;
@@ -438,6 +438,8 @@ export class KoiNode {
       outranked,
       lastAckAgoMs: this.nowMs - this.lastAckMs,
       state: granted && !preVote ? cloneState(this.state) : null,
+      nowMs: this.nowMs,
+      incarnation: this.incarnation,
     };
   }
 
@@ -495,7 +497,9 @@ export class KoiNode {
   private onVote(from: NodeName, msg: Extract<Message, { kind: 'vote' }>): void {
     const c = this.campaign;
     if (c === null || msg.epoch !== c.epoch || msg.preVote !== c.preVote) return;
-    if (!c.votes.has(from)) c.votes.set(from, { from, recvMs: this.nowMs, lastAckAgoMs: msg.lastAckAgoMs, state: msg.state });
+    if (!c.votes.has(from)) {
+      c.votes.set(from, { from, recvMs: this.nowMs, lastAckAgoMs: msg.lastAckAgoMs, state: msg.state, nowMs: msg.nowMs, incarnation: msg.incarnation });
+    }
     this.checkVotes();
   }
 
@@ -535,8 +539,14 @@ export class KoiNode {
     this.persistDirty = true;
     const views = new Map<NodeName, NodeView>();
     for (const p of this.peers.values()) views.set(p.name, newView(p.name));
-    // A vote is as good as an acknowledged heartbeat sent when we asked.
-    for (const v of votes) views.get(v.from)!.lastAckedSentMs = c.startedMs;
+    // A vote is as good as an acknowledged heartbeat sent when we asked, and
+    // its clock reading lets the first heartbeat renew a voter's lease at once.
+    for (const v of votes) {
+      const view = views.get(v.from)!;
+      view.lastAckedSentMs = c.startedMs;
+      view.echoNowMs = v.nowMs;
+      view.incarnation = v.incarnation;
+    }
     this.lead = {
       electedMs: now,
       seq: 0,
@@ -683,6 +693,8 @@ export class KoiNode {
       v.reportSeq = msg.seq;
       this.recordFailures(msg.report);
     }
+    // A master not yet renewed in this leadership gets its grant without waiting a period.
+    if (from === this.state.master && v.lastGrantSeq < 0) lead.heartbeatDue = true;
     const current = compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, this.state) >= 0;
     if (current && !this.state.maintenance && this.state.frozenHolders.includes(from)) {
       // It now knows maintenance is off and demotes within demote_timeout from here.

@@ -173,6 +173,9 @@ export type Message =
       /** How long ago the voter last acknowledged any leader (or booted). */
       lastAckAgoMs: number;
       state: ClusterState | null;
+      /** The voter's clock and incarnation: lets a new leader renew its lease in its first heartbeat. */
+      nowMs: number;
+      incarnation: number;
     }
   | {
       kind: 'heartbeat';

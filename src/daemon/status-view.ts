@@ -10,6 +10,8 @@ function serviceJson(s: ServiceReport): ServiceJson {
 }
 
 function nodeState(elector: boolean, runner: boolean, reachable: boolean, r: RunnerReport | null): NodeStateJson {
+  // A node never heard from has no known roles: it is simply not connected.
+  if (!runner && !elector && !reachable) return 'disconnected';
   if (!runner) return elector ? 'elector' : 'other';
   if (!reachable || r === null) return 'disconnected';
   return r.state;

@@ -32,7 +32,7 @@ export function checkMessage(m: unknown): Message {
       need(isBool(o.takeover) && isBool(o.preVote), 'vote-req flags');
       return o as unknown as Message;
     case 'vote':
-      need(isBool(o.preVote) && isBool(o.granted) && isBool(o.outranked) && isNum(o.lastAckAgoMs), 'vote fields');
+      need(isBool(o.preVote) && isBool(o.granted) && isBool(o.outranked) && isNum(o.lastAckAgoMs) && isNum(o.nowMs) && isNum(o.incarnation), 'vote fields');
       need(o.state === null || isObj(o.state), 'vote state');
       return o as unknown as Message;
     case 'heartbeat':

@@ -9,7 +9,7 @@ import { AuthError } from '../errors';
 import type { Authenticator, Envelope } from './auth';
 import { CHANNEL_OPTIONS, koiPackage } from './grpc';
 import { checkPeerPayload } from './payload';
-import { toStatus } from './status';
+import { serviceError, toStatus } from './status';
 
 type Stream = grpc.ClientDuplexStream<Envelope, Envelope> | grpc.ServerDuplexStream<Envelope, Envelope>;
 
@@ -57,16 +57,17 @@ export class PeerLinks {
   readonly serve = (call: grpc.ServerDuplexStream<Envelope, Envelope>): void => {
     let peer: string | null = null;
     call.on('data', (env: Envelope) => {
-      const from = this.receive(env, peer);
-      if (from === null) {
-        if (peer === null) call.end();
-        return;
-      }
+      const from = this.receive(env, peer, (err) => {
+        // Tell the far side why, so it can log it too; then hang up.
+        if (peer === null) call.emit('error', serviceError(err));
+      });
+      if (from === null) return;
       if (peer === null) {
         if (from >= this.self.name || !this.links.has(from)) {
           // Only the peer whose name sorts first dials us; anything else is confused.
-          this.handlers.onRefused(from, new AuthError(`${from} opened a link it should not open`, 'unknown-peer'));
-          call.end();
+          const err = new AuthError(`${from} opened a link it should not open`, 'unknown-peer');
+          this.handlers.onRefused(from, err);
+          call.emit('error', serviceError(err));
           return;
         }
         peer = from;
@@ -123,7 +124,7 @@ export class PeerLinks {
   }
 
   /** Authenticate and dispatch; returns the sender, or null when refused. */
-  private receive(env: Envelope, expected: string | null): string | null {
+  private receive(env: Envelope, expected: string | null, onRefuse?: (err: AuthError) => void): string | null {
     this.traffic.bytesReceived += (env.body?.length ?? 0) + 60;
     this.traffic.messagesReceived++;
     let from: string;
@@ -148,6 +149,7 @@ export class PeerLinks {
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
       this.handlers.onRefused(typeof env?.from === 'string' ? env.from : '?', err);
+      onRefuse?.(err);
       return null;
     }
   }

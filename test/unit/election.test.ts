@@ -39,8 +39,8 @@ test('ties in priority go to the alphabetically first name', () => {
 
 test('the old-grant bound is the latest voter acknowledgement plus the window', () => {
   const votes = [
-    { from: 'a', recvMs: 1000, lastAckAgoMs: 600, state: null },
-    { from: 'b', recvMs: 1010, lastAckAgoMs: 200, state: null },
+    { from: 'a', recvMs: 1000, lastAckAgoMs: 600, state: null, nowMs: 0, incarnation: 1 },
+    { from: 'b', recvMs: 1010, lastAckAgoMs: 200, state: null, nowMs: 0, incarnation: 1 },
   ];
   assert.equal(oldGrantsBoundMs(votes, 500), 1310);
 });
@@ -50,8 +50,8 @@ test('a new leader adopts the newest state among its votes', () => {
   const newer = { ...initialClusterState(), versionEpoch: 4, versionSeq: 1, maintenance: true };
   const older = { ...initialClusterState(), versionEpoch: 3, versionSeq: 2 };
   const votes = [
-    { from: 'a', recvMs: 0, lastAckAgoMs: 0, state: older },
-    { from: 'b', recvMs: 0, lastAckAgoMs: 0, state: newer },
+    { from: 'a', recvMs: 0, lastAckAgoMs: 0, state: older, nowMs: 0, incarnation: 1 },
+    { from: 'b', recvMs: 0, lastAckAgoMs: 0, state: newer, nowMs: 0, incarnation: 1 },
   ];
   assert.equal(newestState(own, votes), newer);
   assert.equal(newestState(own, [votes[0]!]), own);

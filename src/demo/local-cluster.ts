@@ -1,0 +1,141 @@
+// A cluster of koinodes on 127.0.0.1 in a temporary directory: used by
+// `npm run demo`, the integration tests, the fault-injection run and the
+// benchmarks. No root, no /etc.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, cpSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export const KOINODE = join(__dirname, '..', 'bin', 'koinode.js');
+export const KOI = join(__dirname, '..', 'bin', 'koi.js');
+export const REPO = join(__dirname, '..', '..', '..');
+
+export interface NodeSpec {
+  name: string;
+  priority?: number;
+  elector?: boolean;
+  runner?: boolean;
+}
+
+export interface LocalNode {
+  name: string;
+  port: number;
+  dir: string;
+  conf: string;
+  services: string;
+  log: string;
+  proc: ChildProcess | null;
+}
+
+export interface ClusterOptions {
+  root: string;
+  nodes: NodeSpec[];
+  secret: string;
+  /** Copy this folder into every node's services folder (koi-service.sh comes along). */
+  servicesFrom?: string;
+  /** Or fill each node's services folder yourself. */
+  fillServices?: (dir: string, node: string) => void;
+  /** Extra keys: { time: { heartbeat_interval: '100ms' }, ... } */
+  extra?: Record<string, Record<string, string>>;
+  /** Per node extra keys. */
+  extraFor?: (node: string) => Record<string, Record<string, string>>;
+  /** Use these ports instead of free ones (e.g. for relays in front). */
+  transportPorts?: Record<string, number>;
+}
+
+/** Ports nobody listens on right now (the OS picks them). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () =>
+      new Promise<import('node:net').Server>((resolve, reject) => {
+        const s = createServer();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => resolve(s));
+      }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+function iniText(sections: Record<string, Record<string, string>>): string {
+  return Object.entries(sections)
+    .map(([s, kv]) => `[${s}]\n${Object.entries(kv).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`)
+    .join('\n');
+}
+
+function merge(a: Record<string, Record<string, string>>, b: Record<string, Record<string, string>> | undefined): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const [s, kv] of Object.entries(a)) out[s] = { ...kv };
+  for (const [s, kv] of Object.entries(b ?? {})) out[s] = { ...(out[s] ?? {}), ...kv };
+  return out;
+}
+
+/** Write every node's directory and koi.conf; start nothing. */
+export async function writeCluster(o: ClusterOptions): Promise<LocalNode[]> {
+  const ports = await freePorts(o.nodes.length);
+  const nodes: LocalNode[] = o.nodes.map((n, i) => {
+    const dir = join(o.root, n.name);
+    return { name: n.name, port: ports[i]!, dir, conf: join(dir, 'koi.conf'), services: join(dir, 'services'), log: join(dir, 'koinode.log'), proc: null };
+  });
+  const transport = nodes.map((n) => `${n.name}=127.0.0.1:${o.transportPorts?.[n.name] ?? n.port}`).join(', ');
+  for (const [i, n] of nodes.entries()) {
+    const spec = o.nodes[i]!;
+    mkdirSync(n.services, { recursive: true });
+    if (o.servicesFrom !== undefined) cpSync(o.servicesFrom, n.services, { recursive: true });
+    o.fillServices?.(n.services, n.name);
+    const base: Record<string, Record<string, string>> = {
+      node: {
+        name: n.name,
+        port: String(n.port),
+        bind: '127.0.0.1',
+        state_dir: join(n.dir, 'state'),
+        priority: String(spec.priority ?? 0),
+        elector: String(spec.elector ?? true),
+        runner: String(spec.runner ?? true),
+      },
+      cluster: { secret: o.secret, transport, handlers: join(n.dir, 'handlers') },
+      service: { folder: n.services },
+    };
+    writeFileSync(n.conf, iniText(merge(merge(base, o.extra), o.extraFor?.(n.name))));
+    chmodSync(n.conf, 0o600);
+  }
+  return nodes;
+}
+
+/** Start koinode for one node, its output appended to the node's log file. */
+export function startNode(n: LocalNode, env: NodeJS.ProcessEnv = {}, args: string[] = []): ChildProcess {
+  const fd = openSync(n.log, 'a');
+  const proc = spawn(process.execPath, [KOINODE, '-f', n.conf, '--no-color', ...args], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...env },
+  });
+  n.proc = proc;
+  proc.once('exit', () => {
+    if (n.proc === proc) n.proc = null;
+  });
+  return proc;
+}
+
+/** SIGTERM (graceful) every running koinode and wait for them to exit. */
+export async function stopAll(nodes: LocalNode[], signal: NodeJS.Signals = 'SIGTERM', waitMs = 15_000): Promise<void> {
+  await Promise.all(
+    nodes.map(
+      (n) =>
+        new Promise<void>((resolve) => {
+          const p = n.proc;
+          if (p === null || p.exitCode !== null) return resolve();
+          const t = setTimeout(() => {
+            p.kill('SIGKILL');
+            resolve();
+          }, waitMs);
+          p.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          p.kill(signal);
+        }),
+    ),
+  );
+}

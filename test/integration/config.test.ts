@@ -1,0 +1,100 @@
+// Configuration errors and CLI exit statuses, with the real programs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KOINODE } from '../../src/demo/local-cluster';
+import { freePorts } from '../../src/demo/local-cluster';
+import { koi, tempDir } from './harness';
+
+function koinode(args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [KOINODE, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1, stdout, stderr });
+    });
+  });
+}
+
+const dir = tempDir('koi-conf-');
+mkdirSync(join(dir, 'services'));
+const GOOD = `[node]
+name = n1
+state_dir = ${dir}/state
+[cluster]
+secret = 0123456789abcdef0123
+transport = n1=127.0.0.1:1, n2=127.0.0.1:2, n3=127.0.0.1:3
+[service]
+folder = ${dir}/services
+`;
+
+function conf(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  chmodSync(p, 0o600);
+  return p;
+}
+
+const cases: [string, string, string][] = [
+  ['unknown key', GOOD.replace('[service]', '[service]\nfolderz = x'), `[service] folderz: unknown key — valid keys in [service]: folder, start_timeout`],
+  ['unknown section', `${GOOD}[nodes]\nx = 1\n`, '[nodes] unknown section'],
+  ['malformed duration', `${GOOD}[time]\nleader_timeout = soon\n`, '[time] leader_timeout: "soon" is not a duration — write e.g. 200ms, 5s, 10m or 1h'],
+  ['malformed boolean', GOOD.replace('name = n1', 'name = n1\nelector = maybe'), '[node] elector: "maybe" is not a boolean'],
+  ['bad port', GOOD.replace('name = n1', 'name = n1\nport = 70000'), '[node] port: 70000 is out of range 1..65535'],
+  ['leader_timeout <= heartbeat_interval', `${GOOD}[time]\nheartbeat_interval = 1s\nleader_timeout = 1s\n`, '[time] leader_timeout: 1s must be longer than heartbeat_interval (1s)'],
+  ['master_lease < 2 heartbeats', `${GOOD}[time]\nheartbeat_interval = 1s\nleader_timeout = 3s\nmaster_lease = 1500ms\n`, '[time] master_lease: 1500ms must be at least twice heartbeat_interval (1s)'],
+  ['this node missing from transport', GOOD.replace('n1=127.0.0.1:1, ', ''), '[cluster] transport: this node (n1) is missing — add n1=HOST:PORT'],
+  ['duplicate names', GOOD.replace('n3=127.0.0.1:3', 'n2=127.0.0.1:3'), '[cluster] transport: node name n2 appears twice'],
+  ['short secret', GOOD.replace('0123456789abcdef0123', 'short'), '[cluster] secret: is 5 bytes; use at least 16'],
+  ['missing secret', GOOD.replace(/secret = .*\n/, ''), '[cluster] secret: missing'],
+  ['missing services folder', GOOD.replace(`${dir}/services`, `${dir}/nope`), `[service] folder: ${dir}/nope does not exist or is not a directory`],
+];
+
+for (const [what, text, message] of cases) {
+  test(`koinode refuses a configuration with ${what}: exit 2, one clear line`, async () => {
+    const p = conf(`${what.replace(/\W+/g, '-')}.conf`, text);
+    const r = await koinode(['-f', p]);
+    assert.equal(r.code, 2);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.ok(lines[0]!.startsWith(`koinode: ${p}: `), lines[0]);
+    assert.ok(lines[0]!.includes(message), `${lines[0]}\n  should include\n${message}`);
+  });
+}
+
+test('a configuration readable by everyone while it holds the secret gets a warning', async () => {
+  const [port] = await freePorts(1);
+  const p = conf('shared.conf', GOOD.replace('n1=127.0.0.1:1', `n1=127.0.0.1:${port}`));
+  chmodSync(p, 0o644);
+  const r = await koinode(['-f', p, '--log-level', 'warn'], 1500);
+  assert.match(r.stdout + r.stderr, /readable by every user and it holds the cluster secret — chmod o-r/);
+});
+
+test('koi status with no node running exits 3 and says what to do', async () => {
+  const [port] = await freePorts(1);
+  const p = conf('client.conf', GOOD.replace('n1=127.0.0.1:1', `n1=127.0.0.1:${port}`));
+  const r = await koi(['-f', p, 'status', '-t', '1']);
+  assert.equal(r.code, 3);
+  assert.equal(r.stderr, `koi: no node answered at 127.0.0.1:${port} within 1s — is koinode running?\n`);
+  assert.equal(r.stdout, '');
+});
+
+test('usage errors exit 2; --help and --version exit 0', async () => {
+  const bad = await koi(['frobnicate']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^koi: Unknown argument: frobnicate/);
+  const none = await koi(['-f', join(dir, 'no-such.conf'), 'status']);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /no-such\.conf: file not found — check the -f path/);
+  for (const prog of [koi, (a: string[]) => koinode(a)]) {
+    const h = await prog(['--help']);
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /Options:/);
+    const v = await prog(['--version']);
+    assert.equal(v.code, 0);
+    assert.match(v.stdout, /^\d+\.\d+\.\d+\n$/);
+  }
+  const k = await koi(['keygen']);
+  assert.equal(k.code, 0);
+  assert.ok(Buffer.from(k.stdout.trim(), 'base64').length === 32);
+});
