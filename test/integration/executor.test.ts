@@ -1,7 +1,7 @@
 // The script executor with real shell scripts in temporary directories.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Executor, koiEnv, type ScriptJob, type ScriptResult } from '../../src/scripts/executor';
@@ -118,8 +118,9 @@ test('a missing, non-executable or badly shebanged script fails with a clear mes
 });
 
 test('the service directory removed while a script runs: the run ends, the next one fails clearly', async () => {
-  const { root, dir } = svcDir({ start: '#!/bin/sh\nsleep 0.3\nexit 0\n', stop: '#!/bin/sh\nexit 0\n' });
+  const { root, dir } = svcDir({ start: '#!/bin/sh\ntouch ../started\nsleep 0.3\nexit 0\n', stop: '#!/bin/sh\nexit 0\n' });
   const { done } = run(dir, 'start');
+  for (let i = 0; i < 200 && !existsSync(join(root, 'started')); i++) await new Promise((r) => setTimeout(r, 10));
   rmSync(dir, { recursive: true });
   assert.equal((await done).exitCode, 0);
   const next = await run(dir, 'stop').done;
