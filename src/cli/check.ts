@@ -20,14 +20,15 @@ export async function runCheck(ctx: Ctx, folder: string | undefined): Promise<vo
     }
   }
   const dir = folder ?? config?.service.folder;
-  if (dir === undefined) throw new UsageError('no services folder: name one (koi check FOLDER) or pass -f koi.conf');
-  const r = checkServices(dir, config);
+  if (dir === undefined && problems.length === 0) throw new UsageError('no services folder: name one (koi check FOLDER) or pass -f koi.conf');
+  // A configuration that does not load still gets its problem reported.
+  const r = dir === undefined ? { services: [], problems: [], notes: ['services not checked: the configuration did not load (or name the folder)'] } : checkServices(dir, config);
   problems.push(...r.problems);
   if (ctx.out.json) {
     printJson({ ok: problems.length === 0, folder: dir, config: config?.file ?? null, services: r.services, problems, notes: r.notes });
   } else {
     const o = ctx.out;
-    const lines = [`services in ${dir}:`];
+    const lines = dir === undefined ? [] : [`services in ${dir}:`];
     for (const s of r.services) lines.push(`  ${s.priority === null ? '--' : String(s.priority).padStart(2, '0')} ${s.name}${s.disabled ? ' (disabled)' : ''}: ${s.scripts.join(' ') || '(no scripts)'}`);
     if (config !== null) lines.push(`configuration ${config.file}: ok`);
     for (const n of r.notes) lines.push(paint(o, 'gray', `note: ${n}`));

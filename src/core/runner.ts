@@ -332,8 +332,14 @@ export class Runner {
     wallMs: number,
     out: RunnerOutput,
   ): void {
+    const wasHolding = s.holding;
     const justFailed = finishScript(s, exitCode, signal);
     s.nextStatusMs = nowMs + this.params.statusIntervalMs;
+    if (!wasHolding && s.holding && event === 'status') {
+      // A status just told us the service is master (left over, or promoted by
+      // hand): the demote that follows gets its full time from now on.
+      this.leaseUntilMs = Math.max(this.leaseUntilMs, nowMs);
+    }
     if (justFailed) {
       const rec: FailureRecord = { wallMs, node: this.name, service: s.def.name, event, exitCode, signal, output: output.slice(-20) };
       this.pendingFailures.push(rec);

@@ -42,8 +42,19 @@ export class TestCluster {
       secret: SECRET,
       fillServices: (dir) => {
         for (const s of services) {
-          copyFileSync(join(REPO, 'services', 'testing', 'record'), join(dir, s));
-          chmodSync(join(dir, s), 0o755);
+          if (s.endsWith('/')) {
+            // A directory service: every event script is the recorder.
+            mkdirSync(join(dir, s));
+            for (const ev of ['start', 'stop', 'status', 'promote', 'demote', 'failed']) {
+              copyFileSync(join(REPO, 'services', 'testing', 'record'), join(dir, s, ev));
+              chmodSync(join(dir, s, ev), 0o755);
+            }
+          } else if (s.endsWith('+')) {
+            mkdirSync(join(dir, s.slice(0, -1))); // an empty directory: a null service
+          } else {
+            copyFileSync(join(REPO, 'services', 'testing', 'record'), join(dir, s));
+            chmodSync(join(dir, s), 0o755);
+          }
         }
       },
       extra: { ...FAST, ...opts.extra, time: { ...FAST.time, ...opts.extra?.time }, service: { ...FAST.service, ...opts.extra?.service } },
