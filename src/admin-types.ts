@@ -77,6 +77,9 @@ export interface LocalJson {
   uptimeMs: number;
   pid: number;
   version: string;
+  /** Peer traffic since start (envelopes, payload bytes + ~60 bytes of framing each). */
+  traffic: { bytesSent: number; bytesReceived: number; messagesSent: number; messagesReceived: number };
+  rssBytes: number;
 }
 
 export interface WatchEvent {

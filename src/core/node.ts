@@ -108,6 +108,7 @@ export class KoiNode {
   private heartbeatSeqSeen = -1;
   private lead: Leadership | null = null;
   private lastReportKey = '';
+  private reportChanges = -1;
   private nextRunId = 1;
   private nextFenceId = 1;
   private out: Ready = emptyReady();
@@ -354,6 +355,8 @@ export class KoiNode {
   /** Tell the leader at once when the runner's role-relevant facts change. */
   private maybeSendReport(): void {
     if (this.runner === null || this.leader === null || this.heartbeatSeqSeen < 0) return;
+    if (this.runner.changes === this.reportChanges) return;
+    this.reportChanges = this.runner.changes;
     const key = reportKey(this.runner.report(this.nowMs));
     if (key === this.lastReportKey) return;
     this.send(this.leader, this.ackMessage(this.heartbeatSeqSeen, -Infinity, true));

@@ -67,6 +67,8 @@ export class Runner {
   private urgent = false;
   private following = false;
   private pendingFailures: FailureRecord[] = [];
+  /** Bumped whenever something the leader sees in a report may have changed. */
+  changes = 0;
 
   constructor(
     private readonly name: NodeName,
@@ -88,6 +90,7 @@ export class Runner {
 
   shutDown(): void {
     this.shuttingDown = true;
+    this.changes++;
   }
 
   /** Every service is down and nothing runs: a stopping koinode may exit. */
@@ -98,6 +101,7 @@ export class Runner {
   setDisabled(service: string, disabled: boolean): void {
     const s = this.services.find((x) => x.def.name === service);
     if (s !== undefined) s.disabled = disabled;
+    this.changes++;
   }
 
   /** Services whose state is unknown until their boot status has run. */
@@ -116,6 +120,7 @@ export class Runner {
   /** A heartbeat of the leader we follow arrived. */
   onHeartbeat(nowMs: number, hb: LeaderView, state: ClusterState, committed: boolean): void {
     this.epoch = hb.epoch;
+    if (!this.following) this.changes++;
     this.following = true;
     this.designated = hb.master === this.name;
     this.master = hb.master;
@@ -132,6 +137,7 @@ export class Runner {
    * is then sure to inherit it); switching it off takes effect at once.
    */
   private applyState(nowMs: number, state: ClusterState, committed: boolean): void {
+    const before = `${this.maintenance}|${this.adminStopped}|${this.pendingFailures.length}`;
     if (!state.maintenance) {
       if (this.maintenance) {
         this.maintenanceOffMs = nowMs;
@@ -149,13 +155,15 @@ export class Runner {
       this.recoverTokenSeen = token;
       if (this.failed) this.pendingRecover = 'manual';
     }
-    this.pendingFailures = this.pendingFailures.filter((f) => !state.failures.some((g) => sameFailure(f, g)));
+    if (this.pendingFailures.length > 0) this.pendingFailures = this.pendingFailures.filter((f) => !state.failures.some((g) => sameFailure(f, g)));
+    if (`${this.maintenance}|${this.adminStopped}|${this.pendingFailures.length}` !== before) this.changes++;
   }
 
   private pendingRecover: 'manual' | null = null;
 
   leaderLost(): void {
     this.following = false;
+    this.changes++;
   }
 
   state(): RunnerState {
@@ -210,6 +218,7 @@ export class Runner {
     if (holding && !this.maintenance && !this.leaseValid(nowMs) && !this.urgent) {
       // Cut off from the leader (or revoked without reaching us): let go now.
       this.urgent = true;
+      this.changes++;
       out.events.push({ kind: 'lease-expired', node: this.name });
       for (const r of this.runs.values()) {
         if (r.service.holding && r.event !== 'demote' && r.event !== 'stop') r.termAtMs = Math.min(r.termAtMs, nowMs);
@@ -238,6 +247,7 @@ export class Runner {
     this.recoverAtMs = null;
     this.pendingRecover = null;
     for (const s of this.services) if (s.state === 'failed') s.state = 'stopped';
+    this.changes++;
     out.events.push({ kind: 'runner-recovered', node: this.name, automatic: auto });
   }
 
@@ -268,6 +278,7 @@ export class Runner {
   private startRun(nowMs: number, s: ServiceRt, event: ScriptEvent, urgent: boolean, out: RunnerOutput): void {
     const runId = this.allocRunId();
     beginScript(s, event, runId);
+    this.changes++;
     const termAtMs = nowMs + this.timeoutFor(event);
     this.runs.set(runId, { runId, service: s, event, startedMs: nowMs, termAtMs, killAtMs: termAtMs + this.graceMs(), termSent: false, killSent: false });
     out.runs.push({
@@ -333,6 +344,7 @@ export class Runner {
     out: RunnerOutput,
   ): void {
     const wasHolding = s.holding;
+    this.changes++;
     const justFailed = finishScript(s, exitCode, signal);
     s.nextStatusMs = nowMs + this.params.statusIntervalMs;
     if (!wasHolding && s.holding && event === 'status') {

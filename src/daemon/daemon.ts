@@ -23,7 +23,7 @@ import { StateStore } from './state-store';
 import { buildStatus } from './status-view';
 import { monotonicMs } from './clock';
 
-export const TICK_MS = 20;
+export const TICK_MS = 50;
 const FENCE_TIMEOUT_MS = 30_000;
 const ADMIN_REPLY_TIMEOUT_MS = 5_000;
 
@@ -370,6 +370,7 @@ export class Daemon {
 
   /** Leader, epoch, master and maintenance as this node sees them: one event per change. */
   private viewChanged(): void {
+    if (this.watchers.size === 0) return;
     const s = this.core.state;
     const view = `${this.core.leader}|${this.core.epoch}|${s.master}|${s.maintenance}|${s.manualMaster}`;
     if (view === this.lastView) return;
@@ -520,6 +521,8 @@ export class Daemon {
       uptimeMs: Date.now() - this.startedMs,
       pid: process.pid,
       version: this.opts.version,
+      traffic: { ...this.links.traffic },
+      rssBytes: process.memoryUsage.rss(),
     };
   }
 

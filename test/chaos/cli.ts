@@ -1,0 +1,35 @@
+// npm run chaos -- [--seconds N] [--seed S] [--nodes 3|5] [--quiet]
+import { formatResult, runChaos } from './run';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < 0) {
+    process.stderr.write(`chaos: --${name} needs a whole number\n`);
+    process.exit(2);
+  }
+  return v;
+}
+
+async function main(): Promise<void> {
+  const nodes = arg('nodes', 3);
+  if (nodes !== 3 && nodes !== 5) {
+    process.stderr.write('chaos: --nodes is 3 or 5\n');
+    process.exit(2);
+  }
+  const quiet = process.argv.includes('--quiet');
+  const r = await runChaos({
+    seconds: arg('seconds', 60),
+    seed: arg('seed', 1),
+    nodes,
+    log: quiet ? undefined : (l) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${l}\n`),
+  });
+  process.stdout.write(`${formatResult(r)}\n`);
+  process.exit(r.violations.length > 0 ? 1 : 0);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`chaos: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,388 @@
+// The fault-injection run: real koinodes on 127.0.0.1, every peer link through
+// a relay we control, a seeded nemesis, and a checker that reads the journal
+// the service scripts wrote.
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import type { StatusJson } from '../../src/admin-types';
+import { loadConfig } from '../../src/config/load';
+import { connect } from '../../src/cli/lazy';
+import { freePorts, KOI, REPO, startNode, writeCluster, type LocalNode } from '../../src/demo/local-cluster';
+import { Rng } from '../sim/rng';
+import { RelayMesh } from './relay';
+import { checkJournal, parseJournal, type JournalReport } from './journal';
+
+export interface ChaosOptions {
+  seconds: number;
+  seed: number;
+  nodes: 3 | 5;
+  log?: (line: string) => void;
+}
+
+export interface ChaosResult {
+  seed: number;
+  seconds: number;
+  faults: number;
+  journal: JournalReport;
+  zombies: number;
+  leftovers: number;
+  converged: boolean;
+  convergeMs: number;
+  convergeBoundMs: number;
+  violations: string[];
+  root: string;
+}
+
+const SERVICES: [string, number | null][] = [['vip', 10], ['db', 20], ['mon', null]];
+const TIMES = { heartbeat_interval: '100ms', leader_timeout: '500ms', master_lease: '1s', status_interval: '1s' };
+const LIMITS = { demote_timeout: '1500ms', promote_timeout: '2s', start_timeout: '3s', stop_timeout: '3s', status_timeout: '2s', failed_timeout: '2s', auto_recover: '3', auto_recover_wait: '1s' };
+const SECRET = 'chaos-secret-0123456789abcdef';
+
+const FENCE = `#!/bin/sh
+# Chaos fence: "power off" node $1 — kill its koinode and every script it runs,
+# its services die with it, and the journal says so.
+dir="$(dirname "$0")"
+pid=$(cat "$dir/pids/$1" 2>/dev/null) || exit 1
+for c in $(pgrep -P "$pid"); do kill -KILL -- "-$c" 2>/dev/null; done
+kill -KILL "$pid" 2>/dev/null
+rm -f "$dir"/running-"$1"-*
+printf '%s %s * fence - -\\n' "$(date +%s%N)" "$1" >> "$dir/journal"
+exit 0
+`;
+
+function processesWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/environ`, 'utf8').includes(marker)) out.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function zombieChildren(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const c of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '')) {
+      const stat = readFileSync(`/proc/${c}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') out.push(Number(c));
+    }
+  } catch {
+    // process gone
+  }
+  return out;
+}
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const log = o.log ?? (() => undefined);
+  const rng = new Rng(o.seed);
+  const root = mkdtempSync(join(tmpdir(), 'koi-chaos-'));
+  const journal = join(root, 'journal');
+  writeFileSync(journal, '');
+  mkdirSync(join(root, 'pids'));
+  writeFileSync(join(root, 'fence'), FENCE, { mode: 0o755 });
+  const names = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
+  const ports = await freePorts(o.nodes);
+  const portOf = Object.fromEntries(names.map((n, i) => [n, ports[i]!]));
+  const mesh = new RelayMesh(names, portOf, () => rng.next());
+  await mesh.listen();
+  const nodes: LocalNode[] = await writeCluster({
+    root,
+    nodes: names.map((n, i) => ({ name: n, priority: o.nodes - i })),
+    secret: SECRET,
+    ports,
+    transportPortFor: (self, peer) => mesh.portFor(self, peer),
+    fillServices: (dir) => {
+      for (const [s, p] of SERVICES) {
+        const d = join(dir, p === null ? s : `${p}-${s}`);
+        mkdirSync(d);
+        for (const ev of ['start', 'stop', 'status', 'promote', 'demote', 'failed']) {
+          copyFileSync(join(REPO, 'services', 'testing', 'record'), join(d, ev));
+          chmodSync(join(d, ev), 0o755);
+        }
+      }
+    },
+    extra: { time: TIMES, service: LIMITS, cluster: { fence: join(root, 'fence') } },
+  });
+  const env = { KOI_JOURNAL: journal, KOI_JOURNAL_DIR: root };
+  const byName = (n: string) => nodes.find((x) => x.name === n)!;
+  const frozen = new Set<string>();
+  const start = (n: string) => {
+    const node = byName(n);
+    if (node.proc !== null) return;
+    const p = startNode(node, env);
+    writeFileSync(join(root, 'pids', n), String(p.pid));
+  };
+  const crash = (n: string) => {
+    const p = byName(n).proc;
+    if (p === null) return;
+    try {
+      for (const c of readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '')) {
+        try {
+          process.kill(-Number(c), 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    } catch {
+      // no children
+    }
+    p.kill('SIGKILL');
+    frozen.delete(n);
+    for (const f of readdirSync(root)) if (f.startsWith(`running-${n}-`)) rmSync(join(root, f), { force: true });
+    appendFileSync(journal, `${BigInt(Date.now()) * 1_000_000n} ${n} * crash - -\n`);
+  };
+  const koiCmd = (args: string[]) => {
+    const up = nodes.filter((x) => x.proc !== null && !frozen.has(x.name));
+    if (up.length === 0) return;
+    const via = rng.pick(up);
+    spawn(process.execPath, [KOI, '-f', via.conf, '-t', '3', ...args], { stdio: 'ignore' });
+  };
+  for (const n of names) start(n);
+
+  // Zombie watch: a koinode child that stays a zombie across two samples was not reaped.
+  let zombies = 0;
+  let lastZ = new Set<number>();
+  const zTimer = setInterval(() => {
+    const now = new Set<number>();
+    for (const n of nodes) if (n.proc?.pid !== undefined && !frozen.has(n.name)) for (const z of zombieChildren(n.proc.pid)) now.add(z);
+    for (const z of now) if (lastZ.has(z)) zombies++;
+    lastZ = now;
+  }, 1000);
+
+  const heals: { atMs: number; fn: () => void }[] = [];
+  const later = (ms: number, fn: () => void) => heals.push({ atMs: Date.now() + ms, fn });
+  const flags = new Set<string>();
+  const flag = (f: string, content = '') => {
+    writeFileSync(join(root, f), content);
+    flags.add(f);
+  };
+  const unflag = (f: string) => {
+    rmSync(join(root, f), { force: true });
+    flags.delete(f);
+  };
+  let faults = 0;
+  const started = Date.now();
+  await new Promise((r) => setTimeout(r, 3000));
+  const endAt = started + o.seconds * 1000;
+  while (Date.now() < endAt) {
+    const wait = rng.int(800, 3500);
+    const next = Date.now() + wait;
+    while (Date.now() < next) {
+      heals.sort((a, b) => a.atMs - b.atMs);
+      while (heals.length > 0 && heals[0]!.atMs <= Date.now()) heals.shift()!.fn();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const a = rng.pick(names);
+    const b = rng.pick(names.filter((x) => x !== a));
+    const dur = rng.int(1000, 6000);
+    const svc = rng.pick(SERVICES)[0];
+    faults++;
+    const choice = rng.int(0, 12);
+    switch (choice) {
+      case 0: {
+        const group = new Set(rng.shuffle([...names]).slice(0, rng.int(1, names.length - 1)));
+        log(`partition ${[...group].join(',')} | ${names.filter((x) => !group.has(x)).join(',')} for ${dur}ms`);
+        for (const x of group) for (const y of names) if (!group.has(y)) mesh.cutPair(x, y, true);
+        later(dur, () => {
+          for (const x of group) for (const y of names) if (!group.has(y)) mesh.cutPair(x, y, false);
+        });
+        break;
+      }
+      case 1:
+        log(`cut ${a}–${b} for ${dur}ms`);
+        mesh.cutPair(a, b, true);
+        later(dur, () => mesh.cutPair(a, b, false));
+        break;
+      case 2:
+        log(`one-way ${a}→${b} stalled for ${dur}ms`);
+        mesh.stall(a, b, true);
+        later(dur, () => mesh.stall(a, b, false));
+        break;
+      case 3: {
+        const d = rng.int(20, 300);
+        log(`delay ${a}→${b} ${d}ms ±${d}ms for ${dur}ms`);
+        mesh.delay(a, b, d, d);
+        later(dur, () => mesh.delay(a, b, 0, 0));
+        break;
+      }
+      case 4:
+      case 5: {
+        if (byName(a).proc === null) break;
+        log(`kill -9 ${a}`);
+        crash(a);
+        later(rng.int(1000, 5000), () => start(a));
+        break;
+      }
+      case 6: {
+        const p = byName(a).proc;
+        if (p === null || frozen.has(a)) break;
+        log(`SIGSTOP ${a} for ${dur}ms`);
+        p.kill('SIGSTOP');
+        frozen.add(a);
+        later(dur, () => {
+          if (byName(a).proc === p) p.kill('SIGCONT');
+          frozen.delete(a);
+        });
+        break;
+      }
+      case 7: {
+        const ev = rng.pick(['start', 'promote', 'demote', 'stop']);
+        const f = `fail-${a}-${svc}-${ev}`;
+        log(`${a} ${svc}/${ev} fails for ${dur}ms`);
+        flag(f);
+        later(dur, () => unflag(f));
+        break;
+      }
+      case 8: {
+        const ev = rng.pick(['start', 'promote', 'demote', 'status']);
+        const f = `hang-${a}-${svc}-${ev}`;
+        log(`${a} ${svc}/${ev} hangs for ${dur}ms`);
+        flag(f);
+        later(dur, () => unflag(f));
+        break;
+      }
+      case 9:
+        log(`koi promote ${a}`);
+        koiCmd(['promote', a]);
+        break;
+      case 10:
+        log(`koi maintenance on for ${dur}ms`);
+        koiCmd(['maintenance', 'on']);
+        later(dur, () => koiCmd(['maintenance', 'off']));
+        break;
+      case 11:
+        log(`koi stop ${a} for ${dur}ms`);
+        koiCmd(['stop', a]);
+        later(dur, () => koiCmd(['start', a]));
+        break;
+      case 12: {
+        const f = `status-${a}-${svc}`;
+        log(`${a} ${svc}/status says 93 for ${dur}ms`);
+        flag(f, '93');
+        later(dur, () => unflag(f));
+        break;
+      }
+    }
+  }
+
+  // Heal everything; then the cluster must converge within the spec's bound.
+  log('healing');
+  for (const h of heals.splice(0)) h.fn();
+  mesh.healAll();
+  for (const f of [...flags]) unflag(f);
+  for (const n of nodes) {
+    if (n.proc !== null && frozen.has(n.name)) n.proc.kill('SIGCONT');
+  }
+  frozen.clear();
+  for (const n of names) start(n);
+  const config = loadConfig([byName('n1').conf], { client: true }).config;
+  const healedAt = Date.now();
+  // leader_timeout + master_lease + demote_timeout + script time (with recovery waits and an operator's commands)
+  const boundMs = 500 + 1000 + 1500 + 3 * 3000 + 4000;
+  let converged = false;
+  let lastOp = 0;
+  while (Date.now() - healedAt < boundMs) {
+    const st = await statusOf(nodes, config);
+    if (st !== null && Date.now() - lastOp > 700) {
+      lastOp = Date.now();
+      if (st.cluster.maintenance) koiCmd(['maintenance', 'off']);
+      if (st.cluster.manualMaster) koiCmd(['elect']);
+      for (const n of st.nodes) if (n.state === 'failed') koiCmd(['recover', n.name]);
+      for (const n of st.nodes) if (n.state === 'stopped' && n.reachable) koiCmd(['start', n.name]);
+    }
+    if (st !== null && settledAll(st)) {
+      converged = true;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const convergeMs = Date.now() - healedAt;
+  clearInterval(zTimer);
+
+  // Graceful stop of every node, then nothing of ours may be left running.
+  await Promise.all(
+    nodes.map(
+      (n) =>
+        new Promise<void>((resolve) => {
+          const p = n.proc;
+          if (p === null) return resolve();
+          const t = setTimeout(() => {
+            p.kill('SIGKILL');
+            resolve();
+          }, 15_000);
+          p.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          p.kill('SIGTERM');
+        }),
+    ),
+  );
+  mesh.close();
+  await new Promise((r) => setTimeout(r, 300));
+  const leftovers = processesWith(`KOI_JOURNAL=${journal}`).filter((p) => p !== process.pid).length;
+
+  const priorities = new Map(SERVICES);
+  const report = checkJournal(parseJournal(readFileSync(journal, 'utf8')), priorities);
+  const violations: string[] = [];
+  if (report.overlaps.length > 0) violations.push(`${report.overlaps.length} overlapping master interval(s): ${report.overlaps.slice(0, 5).join(' | ')}`);
+  if (report.orderViolations.length > 0) violations.push(`${report.orderViolations.length} priority-order violation(s): ${report.orderViolations.slice(0, 5).join(' | ')}`);
+  if (zombies > 0) violations.push(`${zombies} zombie(s) left unreaped by koinode`);
+  if (leftovers > 0) violations.push(`${leftovers} process(es) still running after every koinode stopped`);
+  if (!converged) violations.push(`no convergence within ${boundMs}ms of the final heal`);
+  if (violations.length === 0 && existsSync(root)) rmSync(root, { recursive: true, force: true });
+  return { seed: o.seed, seconds: o.seconds, faults, journal: report, zombies, leftovers, converged, convergeMs, convergeBoundMs: boundMs, violations, root };
+}
+
+async function statusOf(nodes: LocalNode[], config: ReturnType<typeof loadConfig>['config']): Promise<StatusJson | null> {
+  for (const n of nodes) {
+    if (n.proc === null) continue;
+    const c = connect(`127.0.0.1:${n.port}`, config);
+    try {
+      const r = await c.call({ op: 'status' }, 1000);
+      if (r.ok && !(r.data as StatusJson).partial) return r.data as StatusJson;
+    } catch {
+      // try the next one
+    } finally {
+      c.close();
+    }
+  }
+  return null;
+}
+
+function settledAll(s: StatusJson): boolean {
+  if (s.cluster.leader === null || s.cluster.master === null || s.cluster.maintenance || s.cluster.manualMaster) return false;
+  return s.nodes.every((n) =>
+    n.name === s.cluster.master
+      ? n.state === 'master' && n.services.every((x) => x.state === 'promoted')
+      : n.reachable && n.state === 'slave' && n.services.every((x) => x.state === 'started'),
+  );
+}
+
+export function formatResult(r: ChaosResult): string {
+  const j = r.journal;
+  const rows: [string, string][] = [
+    ['seed', String(r.seed)],
+    ['seconds run', String(r.seconds)],
+    ['faults applied', String(r.faults)],
+    ['journal lines', String(j.lines)],
+    ['master changes', String(j.masterChanges)],
+    ['overlapping master intervals', String(j.overlaps.length)],
+    ['time without a master (total)', `${(j.noMasterTotalMs / 1000).toFixed(1)}s`],
+    ['longest time without a master', `${(j.noMasterLongestMs / 1000).toFixed(1)}s`],
+    ['failover times', j.failoversMs.length === 0 ? '-' : j.failoversMs.map((x) => `${(x / 1000).toFixed(1)}s`).join(' ')],
+    ['priority-order violations', String(j.orderViolations.length)],
+    ['zombies', String(r.zombies)],
+    ['leftover processes', String(r.leftovers)],
+    ['converged after final heal', `${r.converged ? 'yes' : 'NO'} in ${(r.convergeMs / 1000).toFixed(1)}s (bound ${(r.convergeBoundMs / 1000).toFixed(1)}s)`],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
+  if (r.violations.length > 0) lines.push('', 'VIOLATIONS:', ...r.violations.map((v) => `  ${v}`), `journal and logs kept in ${r.root}`, `replay: npm run chaos -- --seed ${r.seed} --seconds ${r.seconds}`);
+  return lines.join('\n');
+}
