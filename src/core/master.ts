@@ -14,12 +14,19 @@ export interface NodeView {
   lastAckedSentMs: number;
   /** The node's clock in its last reply: echoed back as a lease grant. */
   echoNowMs: number | null;
+  /** Leader clock when that reply arrived: the node read its clock no later than this. */
+  echoRecvMs: number;
   incarnation: number | null;
   report: RunnerReport | null;
   reportSeq: number;
   ackedVersionEpoch: number;
   ackedVersionSeq: number;
-  /** Leader clock and heartbeat sequence of the last lease grant to this node. */
+  /**
+   * The latest instant (leader clock) at which the clock reading behind any of
+   * our grants to this node could have been taken: its lease ends no later
+   * than this plus master_lease. (Not the send time of the grant: a grant
+   * echoing an old reading extends nothing, e.g. after the node died.)
+   */
   lastGrantMs: number | null;
   lastGrantSeq: number;
   /** Heartbeat sequence current when a fence of this node succeeded. */
@@ -36,6 +43,7 @@ export function newView(name: NodeName): NodeView {
     lastAckSeq: -1,
     lastAckedSentMs: -Infinity,
     echoNowMs: null,
+    echoRecvMs: -Infinity,
     incarnation: null,
     report: null,
     reportSeq: -1,

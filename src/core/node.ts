@@ -548,6 +548,7 @@ export class KoiNode {
       const view = views.get(v.from)!;
       view.lastAckedSentMs = c.startedMs;
       view.echoNowMs = v.nowMs;
+      view.echoRecvMs = v.recvMs;
       view.incarnation = v.incarnation;
     }
     this.lead = {
@@ -639,7 +640,7 @@ export class KoiNode {
       let grant = null;
       if (quorate && this.state.master === p.name && v.echoNowMs !== null && v.incarnation !== null) {
         grant = { echoMs: v.echoNowMs, incarnation: v.incarnation };
-        v.lastGrantMs = now;
+        v.lastGrantMs = Math.max(v.lastGrantMs ?? -Infinity, v.echoRecvMs);
         v.lastGrantSeq = lead.seq;
       }
       const behind = compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, this.state) < 0;
@@ -686,7 +687,10 @@ export class KoiNode {
     v.lastReplyMs = this.nowMs;
     if (v.incarnation !== msg.incarnation) v.echoNowMs = null;
     v.incarnation = msg.incarnation;
-    v.echoNowMs = Math.max(v.echoNowMs ?? -Infinity, msg.nowMs);
+    if (v.echoNowMs === null || msg.nowMs > v.echoNowMs) {
+      v.echoNowMs = msg.nowMs;
+      v.echoRecvMs = this.nowMs;
+    }
     if (compareVersion({ versionEpoch: msg.stateVersionEpoch, versionSeq: msg.stateVersionSeq }, { versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }) > 0) {
       v.ackedVersionEpoch = msg.stateVersionEpoch;
       v.ackedVersionSeq = msg.stateVersionSeq;

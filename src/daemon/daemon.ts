@@ -20,6 +20,8 @@ import { discoverServices, isDisabled, type DiscoveredService } from '../scripts
 import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
 import { RateLimiter, type Log } from '../observe/logger';
 import { StateStore } from './state-store';
+import { HandlerDispatcher } from '../handlers/dispatcher';
+import { diffViews, type ClusterView } from '../handlers/events';
 import { buildStatus } from './status-view';
 import { monotonicMs } from './clock';
 
@@ -85,6 +87,11 @@ export class Daemon {
   private watchSeq = 0;
   private lastView = '';
   private readonly startedMs = Date.now();
+  private readonly handlers: HandlerDispatcher;
+  /** The leader's last view for handler events, and since when we lead. */
+  private handlerView: ClusterView | null = null;
+  private leadingSince: { epoch: number; ms: number } | null = null;
+  private ticks = 0;
   private stopping: { deadlineMs: number; resolve: () => void } | null = null;
   boundPort = 0;
 
@@ -120,6 +127,11 @@ export class Daemon {
     this.executor = new Executor({
       onLine: (job, line, stream) => this.scriptLine(job, line, stream),
       onDone: (job, r) => this.scriptDone(job, r),
+    });
+    this.handlers = new HandlerDispatcher({
+      folder: c.cluster.handlers,
+      node: c.node.name,
+      log: (level, msg, meta) => this.log[level]('handlers', msg, meta),
     });
     this.links = new PeerLinks(self, c.cluster.transport, this.auth, () => channelCredentials(this.config), {
       onMessage: (from, msg) => this.step({ kind: 'message', from, msg }),
@@ -183,6 +195,40 @@ export class Daemon {
     this.core.tick(monotonicMs());
     this.flush();
     if (this.stopping !== null) this.checkStopped();
+    if (++this.ticks % 4 === 0) this.handlerEvents();
+  }
+
+  /**
+   * On the leader: compare the cluster with a moment ago and hand the
+   * differences to the handlers. A new leadership waits leader_timeout (so
+   * it has heard from everyone), then sends leader-changed and a full sync.
+   */
+  private handlerEvents(): void {
+    if (!this.core.isLeader()) {
+      this.leadingSince = null;
+      this.handlerView = null;
+      return;
+    }
+    const now = Date.now();
+    if (this.leadingSince === null || this.leadingSince.epoch !== this.core.epoch) {
+      this.leadingSince = { epoch: this.core.epoch, ms: now };
+      this.handlerView = null;
+      this.handlers.reset(this.core.epoch);
+    }
+    if (now - this.leadingSince.ms < this.config.time.leaderTimeoutMs) return;
+    const st = this.status();
+    const view: ClusterView = {
+      leader: this.config.node.name,
+      epoch: st.cluster.epoch,
+      master: st.cluster.master,
+      maintenance: st.cluster.maintenance,
+      nodes: st.nodes.map((n) => ({ name: n.name, address: n.address, reachable: n.reachable, runner: n.runner, state: n.state })),
+    };
+    const events = diffViews(this.handlerView, view);
+    this.handlerView = view;
+    if (events.length === 0) return;
+    for (const e of events) this.publish({ node: this.config.node.name, kind: `handler:${e.kind}`, about: e.node });
+    this.handlers.push(events, view);
   }
 
   private step(input: Parameters<KoiNode['step']>[0]): void {
@@ -217,6 +263,9 @@ export class Daemon {
     }
     this.core.advance();
     this.viewChanged();
+    // Master and maintenance flips reach the handlers as they happen, not sampled.
+    const hv = this.handlerView;
+    if (hv !== null && (hv.master !== this.core.state.master || hv.maintenance !== this.core.state.maintenance)) this.handlerEvents();
   }
 
   private checkStopped(): void {

@@ -1,0 +1,150 @@
+// Cluster event handlers with real koinodes: the events and their variables,
+// the shipped round-robin DNS handler, the Redis publisher against a real
+// redis-server, and the fence hook.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePorts, REPO } from '../../src/demo/local-cluster';
+import { TestCluster } from './harness';
+
+const RECORDER = `#!/bin/sh
+echo "$1|$KOI_EVENT|$KOI_EVENT_ID|$KOI_NODE|$KOI_NODE_ADDRESS|$KOI_MASTER|$KOI_LEADER|$KOI_UP_NODES" >> "$KOI_JOURNAL_DIR/handler-$(basename "$0")-$KOI_LEADER"
+`;
+
+function installHandlers(c: TestCluster, files: Record<string, string>): void {
+  for (const n of c.nodes) {
+    const dir = join(n.dir, 'handlers');
+    mkdirSync(dir, { recursive: true });
+    for (const [name, src] of Object.entries(files)) {
+      if (src.startsWith('#!')) writeFileSync(join(dir, name), src, { mode: 0o755 });
+      else copyFileSync(src, join(dir, name));
+    }
+  }
+}
+
+function calls(c: TestCluster, leader: string, handler = '10-record'): string[][] {
+  const f = join(c.root, `handler-${handler}-${leader}`);
+  return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').map((l) => l.split('|')) : [];
+}
+
+function succeeded(r: { code: number; stderr: string }): void {
+  assert.equal(r.code, 0, r.stderr);
+}
+
+async function until(what: string, pred: () => boolean, ms = 8000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (pred()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('the leader runs handlers in order for every event, with the spec variables; the DNS file follows healthy runners', async () => {
+  const c = await TestCluster.start(undefined, { start: false });
+  try {
+    const dns = join(c.root, 'dns', 'service.hosts');
+    installHandlers(c, { '10-record': RECORDER, '20-dns': join(REPO, 'etc', 'handlers', 'dns-hosts') });
+    process.env.KOI_DNS_FILE = dns;
+    for (const n of c.nodes) c.startNode(n.name);
+    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 8000);
+    const L = s.cluster.leader!;
+    await until('leader-changed and sync', () => calls(c, L).some((x) => x[0] === 'sync'));
+    const first = calls(c, L);
+    assert.deepEqual(first.slice(0, 2).map((x) => x[0]), ['leader-changed', 'sync']);
+    assert.equal(first[1]![1], 'sync', 'KOI_EVENT is the first argument too');
+    assert.match(first[1]![2]!, /^\d+-2$/, 'KOI_EVENT_ID is epoch-sequence');
+    assert.equal(first[1]![6], L, 'KOI_LEADER');
+    await until('dns file', () => existsSync(dns) && readFileSync(dns, 'utf8').split('\n').filter((l) => l.endsWith(' service.koi')).length === 3);
+
+    const to = s.cluster.master === 'n2' ? 'n3' : 'n2';
+    succeeded(await c.koi(['promote', to]));
+    await until('master-changed', () => calls(c, L).some((x) => x[0] === 'master-changed' && x[5] === to));
+    succeeded(await c.koi(['maintenance', 'on']));
+    succeeded(await c.koi(['maintenance', 'off']));
+    await until('maintenance events', () => calls(c, L).some((x) => x[0] === 'maintenance-off'));
+    const victim = ['n1', 'n2', 'n3'].find((n) => n !== L && n !== to)!;
+    c.kill9(victim);
+    await until('node-down', () => calls(c, L).some((x) => x[0] === 'node-down' && x[3] === victim && x[4]!.startsWith('127.0.0.1:')));
+    await until('dns without the dead node', () => readFileSync(dns, 'utf8').split('\n').filter((l) => l.endsWith(' service.koi')).length === 2);
+    c.startNode(victim);
+    await until('node-up then sync', () => {
+      const k = calls(c, L).map((x) => x[0]);
+      return k.lastIndexOf('node-up') > k.lastIndexOf('node-down') && k.lastIndexOf('sync') > k.lastIndexOf('node-down');
+    });
+    // Every handler saw every event, one at a time, in the same order.
+    await until('dns handler ran too', () => true);
+    const ids = calls(c, L).map((x) => Number(x[2]!.split('-')[1]));
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'events in order');
+  } finally {
+    delete process.env.KOI_DNS_FILE;
+    await c.stop();
+  }
+});
+
+test('the Redis handler publishes the cluster state to a real redis-server', async (t) => {
+  if (spawnSync('redis-server', ['--version']).status !== 0) {
+    t.skip('redis-server is not installed (.ci/run installs it)');
+    return;
+  }
+  const [port] = await freePorts(1);
+  const redis: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const c = await TestCluster.start(undefined, { start: false });
+  try {
+    installHandlers(c, { '30-redis': join(REPO, 'etc', 'handlers', 'redis-publish') });
+    process.env.KOI_REDIS_PORT = String(port);
+    for (const n of c.nodes) c.startNode(n.name);
+    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 8000);
+    const get = () => spawnSync('redis-cli', ['-p', String(port), 'HGETALL', 'koi:cluster'], { encoding: 'utf8' }).stdout.trim().split('\n');
+    await until('state in redis', () => {
+      const h = get();
+      return h.includes('master') && h[h.indexOf('master') + 1] === s.cluster.master;
+    });
+    const to = s.cluster.master === 'n2' ? 'n3' : 'n2';
+    succeeded(await c.koi(['promote', to]));
+    await until('new master in redis', () => {
+      const h = get();
+      return h[h.indexOf('master') + 1] === to && h[h.indexOf('event') + 1] === 'master-changed';
+    });
+    const h = get();
+    assert.equal(h[h.indexOf('leader') + 1], s.cluster.leader);
+    assert.equal(h[h.indexOf('up') + 1]!.split(',').sort().join(','), 'n1,n2,n3');
+  } finally {
+    delete process.env.KOI_REDIS_PORT;
+    redis.kill('SIGKILL');
+    await c.stop();
+  }
+});
+
+test('fence: called with the node name and address; success shortens failover, failure falls back to waiting', async () => {
+  for (const ok of [true, false]) {
+    const c = await TestCluster.start(undefined, { start: false, extra: { time: { master_lease: '2s' }, service: { demote_timeout: '3s' } } });
+    try {
+      const fence = join(c.root, 'fence');
+      writeFileSync(fence, `#!/bin/sh\necho "$1 $2 $KOI_NODE" >> "$(dirname "$0")/fenced"\necho "fencing $1"\nexit ${ok ? 0 : 1}\n`, { mode: 0o755 });
+      for (const n of c.nodes) {
+        const conf = readFileSync(n.conf, 'utf8').replace('[cluster]', `[cluster]\nfence = ${fence}`);
+        writeFileSync(n.conf, conf);
+      }
+      for (const n of c.nodes) c.startNode(n.name);
+      await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 8000);
+      succeeded(await c.koi(['promote', 'n3']));
+      await c.waitFor('n3 master', (x) => x.cluster.master === 'n3' && c.settled(x));
+      const t0 = Date.now();
+      c.kill9('n3');
+      await c.waitFor('new master', (x) => x.cluster.master !== null && x.cluster.master !== 'n3' && c.settled(x), 15_000);
+      const took = Date.now() - t0;
+      const fenced = readFileSync(join(c.root, 'fenced'), 'utf8').trim().split('\n')[0]!.split(' ');
+      assert.equal(fenced[0], 'n3');
+      assert.equal(fenced[1], `127.0.0.1:${c.node('n3').port}`);
+      assert.equal(fenced[2], 'n3', 'KOI_NODE names the fenced node');
+      assert.match(c.log('n1'), ok ? /fence of n3: succeeded/ : /fence of n3: failed \(exit 1\) — waiting out its lease instead/);
+      if (ok) assert.ok(took < 2000 + 3000, `fenced failover took ${took}ms, less than lease + demote`);
+      else assert.ok(took >= 2000 + 3000 - 300, `unfenced failover took ${took}ms: it must wait out lease + demote`);
+    } finally {
+      await c.stop();
+    }
+  }
+});
