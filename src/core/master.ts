@@ -32,6 +32,8 @@ export interface NodeView {
   /** Heartbeat sequence current when a fence of this node succeeded. */
   fencedAtSeq: number | null;
   fenceInFlight: boolean;
+  /** Last heartbeat round trip (leader clock), for metrics. */
+  rttMs: number | null;
   /** A fence of this node failed in this leadership: fall back to waiting. */
   fenceFailed: boolean;
 }
@@ -53,6 +55,7 @@ export function newView(name: NodeName): NodeView {
     lastGrantSeq: -1,
     fencedAtSeq: null,
     fenceInFlight: false,
+    rttMs: null,
     fenceFailed: false,
   };
 }

@@ -684,6 +684,7 @@ export class KoiNode {
     }
     v.lastAckSeq = msg.seq;
     v.lastAckedSentMs = Math.max(v.lastAckedSentMs, msg.echoSentMs);
+    if (Number.isFinite(msg.echoSentMs)) v.rttMs = this.nowMs - msg.echoSentMs;
     v.lastReplyMs = this.nowMs;
     if (v.incarnation !== msg.incarnation) v.echoNowMs = null;
     v.incarnation = msg.incarnation;

@@ -22,6 +22,8 @@ import { RateLimiter, type Log } from '../observe/logger';
 import { StateStore } from './state-store';
 import { HandlerDispatcher } from '../handlers/dispatcher';
 import { diffViews, type ClusterView } from '../handlers/events';
+import { newCounters, serveMetrics, type MetricCounters } from '../observe/metrics';
+import type { Server as HttpServer } from 'node:http';
 import { buildStatus } from './status-view';
 import { monotonicMs } from './clock';
 
@@ -92,6 +94,8 @@ export class Daemon {
   private handlerView: ClusterView | null = null;
   private leadingSince: { epoch: number; ms: number } | null = null;
   private ticks = 0;
+  private readonly counters: MetricCounters = newCounters();
+  private metricsServer: HttpServer | null = null;
   private stopping: { deadlineMs: number; resolve: () => void } | null = null;
   boundPort = 0;
 
@@ -154,6 +158,12 @@ export class Daemon {
       this.server.bindAsync(`${bind}:${c.node.port}`, serverCredentials(c), (err, port) => (err ? reject(new Error(`cannot listen on ${bind}:${c.node.port}: ${err.message}`)) : resolve(port))),
     );
     this.links.start();
+    if (c.node.metrics !== null) {
+      this.metricsServer = serveMetrics(c.node.metrics, { status: () => this.status(), isLeader: () => this.core.isLeader(), counters: () => this.metricCounters() }, (e) =>
+        this.log.error('metrics', `cannot serve metrics on ${c.node.metrics}: ${e.message}`),
+      );
+      this.log.info('metrics', `status page http://${c.node.metrics}/ and Prometheus /metrics`);
+    }
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.disabledTimer = setInterval(() => this.checkDisabled(), Math.min(c.time.statusIntervalMs, 5000));
     this.flush();
@@ -185,6 +195,7 @@ export class Daemon {
     if (this.disabledTimer !== null) clearInterval(this.disabledTimer);
     this.timer = null;
     this.links.close();
+    this.metricsServer?.close();
     for (const c of this.leaderClients.values()) c.close();
     this.server.forceShutdown();
   }
@@ -308,6 +319,15 @@ export class Daemon {
   private scriptDone(job: ScriptJob, r: { exitCode: number | null; signal: string | null; tail: string[]; durationMs: number }): void {
     this.jobs.delete(job.id);
     const ok = r.exitCode === 0 && r.signal === null;
+    const m = this.counters.scripts.get(job.event) ?? { count: 0, seconds: 0 };
+    m.count++;
+    m.seconds += r.durationMs / 1000;
+    this.counters.scripts.set(job.event, m);
+    const failedStatus = job.event === 'status' && !(r.signal === null && [0, 90, 91, 92, 93].includes(r.exitCode ?? -1));
+    if ((!ok && job.event !== 'status') || failedStatus) {
+      const k = `${job.service.def.name}/${job.event}`;
+      this.counters.scriptFailures.set(k, (this.counters.scriptFailures.get(k) ?? 0) + 1);
+    }
     const how = r.signal !== null ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
     const msg = `${job.service.def.name}/${job.event} ${how} after ${r.durationMs}ms`;
     if (ok || job.event === 'status') this.log.debug('scripts', msg);
@@ -387,6 +407,7 @@ export class Daemon {
         this.log.debug('election', `campaign for epoch ${e.epoch}${e.takeover ? ' (takeover)' : ''}`);
         break;
       case 'master-designated':
+        this.counters.failovers++;
         this.log.info('master', `${e.master} is master (${e.reason}, epoch ${e.epoch})`);
         break;
       case 'master-revoked':
@@ -396,7 +417,9 @@ export class Daemon {
         this.log.warn('runner', 'master lease expired without renewal: demoting every service now');
         break;
       case 'fence-requested':
+        break;
       case 'fence-result':
+        this.counters.fences[e.ok ? 'ok' : 'failed']++;
         break;
       case 'runner-failed':
         this.log.error('runner', `failed: ${e.service}/${e.event}`);
@@ -543,6 +566,15 @@ export class Daemon {
       if (e instanceof UnreachableError) return { ok: false, code: 'unavailable', error: `${node} did not answer: ${e.message}` };
       throw e;
     }
+  }
+
+  private metricCounters(): MetricCounters {
+    const t = this.links.traffic;
+    Object.assign(this.counters, { bytesSent: t.bytesSent, bytesReceived: t.bytesReceived, messagesSent: t.messagesSent, messagesReceived: t.messagesReceived });
+    this.counters.handlerRuns = { ...this.handlers.counts };
+    this.counters.rttSeconds = new Map();
+    for (const [name, v] of this.core.leaderViews() ?? []) if (v.rttMs !== null && name !== this.config.node.name) this.counters.rttSeconds.set(name, v.rttMs / 1000);
+    return this.counters;
   }
 
   status(): StatusJson {
