@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --lite-mode --no-expose-wasm --max-semi-space-size=1
+#!/usr/bin/env -S node --lite-mode --no-expose-wasm --no-memory-reducer --max-semi-space-size=1
 // koinode: the daemon, one per machine.
 import yargs from 'yargs';
 import { loadConfig, type ConfigFlags } from '../config/load';

@@ -27,7 +27,7 @@ import type { Server as HttpServer } from 'node:http';
 import { buildStatus } from './status-view';
 import { monotonicMs } from './clock';
 
-export const TICK_MS = 50;
+export const TICK_MS = 100;
 const FENCE_TIMEOUT_MS = 30_000;
 const ADMIN_REPLY_TIMEOUT_MS = 5_000;
 
@@ -50,7 +50,8 @@ export function coreParams(c: KoiConfig): CoreParams {
     quorum: c.cluster.quorum,
     killGraceMs: 2000,
     takeoverSettleMs: 4 * c.time.leaderTimeoutMs,
-    safetyMarginMs: 100,
+    // The runner notices a lease end or a kill deadline at its next tick.
+    safetyMarginMs: 2 * TICK_MS + 50,
     fenceConfigured: c.cluster.fence !== null,
   };
 }
@@ -206,7 +207,7 @@ export class Daemon {
     this.core.tick(monotonicMs());
     this.flush();
     if (this.stopping !== null) this.checkStopped();
-    if (++this.ticks % 4 === 0) this.handlerEvents();
+    if (++this.ticks % 5 === 0) this.handlerEvents();
   }
 
   /**
@@ -303,7 +304,8 @@ export class Daemon {
       return;
     }
     this.jobs.set(run.runId, { service: run.service, event: run.event });
-    this.log.info('scripts', `${run.service}/${run.event}${run.urgent ? ' (lease expired: all at once)' : ''}`, { service: run.service, event: run.event });
+    // Routine status checks go to debug: they run every status_interval.
+    this.log[run.event === 'status' ? 'debug' : 'info']('scripts', `${run.service}/${run.event}${run.urgent ? ' (lease expired: all at once)' : ''}`, { service: run.service, event: run.event });
     this.executor.start({
       id: run.runId,
       service: svc,

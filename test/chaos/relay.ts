@@ -62,24 +62,33 @@ export class Relay {
 
   /** Forward in order; stalled bytes wait, delayed bytes keep their order. */
   private pipe(src: Socket, dst: Socket, d: Direction): void {
+    // Chunks with the time they may leave; one timer drains them in order.
+    const queue: { at: number; chunk: Buffer }[] = [];
     let lastAt = 0;
-    const queue: Buffer[] = [];
+    let timer: NodeJS.Timeout | null = null;
     const flush = () => {
-      if (d.stalled) {
-        setTimeout(flush, 50).unref();
+      timer = null;
+      if (dst.destroyed) {
+        queue.length = 0;
         return;
       }
-      while (queue.length > 0) if (!dst.destroyed) dst.write(queue.shift()!);
+      const now = Date.now();
+      while (!d.stalled && queue.length > 0 && queue[0]!.at <= now) dst.write(queue.shift()!.chunk);
+      if (queue.length > 0) timer = setTimeout(flush, d.stalled ? 50 : Math.max(1, queue[0]!.at - now));
     };
     src.on('data', (chunk: Buffer) => {
       if (d.delayMs === 0 && !d.stalled && queue.length === 0) {
-        dst.write(chunk);
+        if (!dst.destroyed) dst.write(chunk);
         return;
       }
       const at = Math.max(lastAt, Date.now() + d.delayMs + this.rand() * d.jitterMs);
       lastAt = at;
-      queue.push(chunk);
-      setTimeout(flush, Math.max(0, at - Date.now())).unref();
+      queue.push({ at, chunk });
+      timer ??= setTimeout(flush, Math.max(1, at - Date.now()));
+    });
+    src.on('close', () => {
+      if (timer !== null) clearTimeout(timer);
+      queue.length = 0;
     });
   }
 }
