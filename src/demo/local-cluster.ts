@@ -2,7 +2,7 @@
 // `npm run demo`, the integration tests, the fault-injection run and the
 // benchmarks. No root, no /etc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -120,6 +120,29 @@ export function startNode(n: LocalNode, env: NodeJS.ProcessEnv = {}, args: strin
     if (n.proc === proc) n.proc = null;
   });
   return proc;
+}
+
+/**
+ * The machine dies, as far as koi can tell: SIGKILL to every script koinode
+ * started (each runs in its own process group) and to koinode itself.
+ */
+export function killWithScripts(n: LocalNode): void {
+  const p = n.proc;
+  if (p === null || p.pid === undefined) return;
+  let children: string[] = [];
+  try {
+    children = readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '');
+  } catch {
+    // no children, or already gone
+  }
+  for (const c of children) {
+    try {
+      process.kill(-Number(c), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  p.kill('SIGKILL');
 }
 
 /** SIGTERM (graceful) every running koinode and wait for them to exit. */

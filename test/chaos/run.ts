@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import type { StatusJson } from '../../src/admin-types';
 import { loadConfig } from '../../src/config/load';
 import { connect } from '../../src/cli/lazy';
-import { freePorts, KOI, REPO, startNode, writeCluster, type LocalNode } from '../../src/demo/local-cluster';
+import { freePorts, KOI, killWithScripts, REPO, startNode, writeCluster, type LocalNode } from '../../src/demo/local-cluster';
 import { Rng } from '../sim/rng';
 import { RelayMesh } from './relay';
 import { checkJournal, parseJournal, type JournalReport } from './journal';
@@ -118,20 +118,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     writeFileSync(join(root, 'pids', n), String(p.pid));
   };
   const crash = (n: string) => {
-    const p = byName(n).proc;
-    if (p === null) return;
-    try {
-      for (const c of readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '')) {
-        try {
-          process.kill(-Number(c), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    } catch {
-      // no children
-    }
-    p.kill('SIGKILL');
+    if (byName(n).proc === null) return;
+    killWithScripts(byName(n));
     frozen.delete(n);
     for (const f of readdirSync(root)) if (f.startsWith(`running-${n}-`)) rmSync(join(root, f), { force: true });
     appendFileSync(journal, `${BigInt(Date.now()) * 1_000_000n} ${n} * crash - -\n`);

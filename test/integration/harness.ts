@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StatusJson } from '../../src/admin-types';
-import { KOI, REPO, startNode, stopAll, writeCluster, type LocalNode, type NodeSpec } from '../../src/demo/local-cluster';
+import { KOI, killWithScripts, REPO, startNode, stopAll, writeCluster, type LocalNode, type NodeSpec } from '../../src/demo/local-cluster';
 
 export const FAST = {
   time: { heartbeat_interval: '100ms', leader_timeout: '500ms', master_lease: '1s', status_interval: '1s' },
@@ -75,21 +75,7 @@ export class TestCluster {
 
   /** kill -9 of koinode and of every script it started (they run in their own process groups). */
   kill9(name: string): void {
-    const p = this.node(name).proc;
-    if (p === null) return;
-    try {
-      const kids = readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '');
-      for (const k of kids) {
-        try {
-          process.kill(-Number(k), 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
-    } catch {
-      // no children
-    }
-    p.kill('SIGKILL');
+    killWithScripts(this.node(name));
   }
 
   /** Steer the recording service: fail-<node>-<service>-<event>, sleep-<event>, ... */
