@@ -4,7 +4,31 @@ import * as grpc from '@grpc/grpc-js';
 import type { AdminRequest, AdminResponse } from '../admin-types';
 import { AuthError, UnreachableError } from '../errors';
 import type { Authenticator, Envelope } from './auth';
-import { CHANNEL_OPTIONS, koiPackage } from './grpc';
+import { CHANNEL_OPTIONS } from './grpc';
+import { decodeEnvelope, encodeEnvelope } from './envelope-codec';
+
+/** koi.v1.Admin without parsing the .proto: the paths and a hand-written envelope codec. */
+const ADMIN_SERVICE: grpc.ServiceDefinition = {
+  Call: {
+    path: '/koi.v1.Admin/Call',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: encodeEnvelope,
+    requestDeserialize: decodeEnvelope,
+    responseSerialize: encodeEnvelope,
+    responseDeserialize: decodeEnvelope,
+  },
+  Watch: {
+    path: '/koi.v1.Admin/Watch',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: encodeEnvelope,
+    requestDeserialize: decodeEnvelope,
+    responseSerialize: encodeEnvelope,
+    responseDeserialize: decodeEnvelope,
+  },
+};
+const AdminCtor = grpc.makeGenericClientConstructor(ADMIN_SERVICE, 'koi.v1.Admin');
 
 interface AdminStub extends grpc.Client {
   Call(req: Envelope, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, res?: Envelope) => void): grpc.ClientUnaryCall;
@@ -19,8 +43,7 @@ export class AdminClient {
     private readonly auth: Authenticator,
     creds: grpc.ChannelCredentials,
   ) {
-    const Ctor = koiPackage().Admin;
-    this.stub = new Ctor(address, creds, { ...CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 100 }) as unknown as AdminStub;
+    this.stub = new AdminCtor(address, creds, { ...CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 100 }) as unknown as AdminStub;
   }
 
   call(req: AdminRequest, timeoutMs: number): Promise<AdminResponse> {

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as ProtoLoader from '@grpc/proto-loader';
 import type { KoiConfig } from '../config/config';
 
 export const PROTO_PATH = join(__dirname, '..', '..', '..', 'proto', 'koi.proto');
@@ -17,6 +17,8 @@ let cached: KoiPackage | null = null;
 
 export function koiPackage(): KoiPackage {
   if (cached === null) {
+    // Loaded on first use: the CLI never needs it (see envelope-codec.ts).
+    const protoLoader = require('@grpc/proto-loader') as typeof ProtoLoader;
     const def = protoLoader.loadSync(PROTO_PATH, { keepCase: true, longs: String, defaults: true });
     const root = grpc.loadPackageDefinition(def) as unknown as { koi: { v1: KoiPackage } };
     cached = root.koi.v1;
