@@ -1,7 +1,16 @@
 // Invariant checkers of the simulator. They watch what the simulated machines
 // do (script runs, crashes, elections) and keep their own model of it, so a
 // bug in the core cannot hide behind the core's own bookkeeping.
-import type { CoreEvent, NodeName, RunRequest, ScriptEvent, ServiceDef } from '../../src/core/types';
+import type { AdminCommand, ClusterState, CoreEvent, NodeName, RunRequest, ScriptEvent, ServiceDef } from '../../src/core/types';
+
+type OpField = 'maintenance' | 'manualMaster';
+
+/** What the operator's commands say a field must be, once they are all answered. */
+interface OpTrack {
+  value: boolean | null;
+  inflight: number;
+  lastFailMs: number;
+}
 
 export interface Violation {
   atMs: number;
@@ -37,6 +46,58 @@ export class Checker {
   private readonly machines = new Map<NodeName, MachineModel>();
   private readonly leaderOfEpoch = new Map<number, NodeName>();
   private readonly lastEpoch = new Map<NodeName, number>();
+  private readonly ops: Record<OpField, OpTrack> = {
+    maintenance: { value: null, inflight: 0, lastFailMs: -Infinity },
+    manualMaster: { value: null, inflight: 0, lastFailMs: -Infinity },
+  };
+
+  private static effect(c: AdminCommand): [OpField, boolean] | null {
+    switch (c.kind) {
+      case 'maintenance':
+        return ['maintenance', c.on];
+      case 'demote':
+        return ['manualMaster', true];
+      case 'elect':
+      case 'promote':
+        return ['manualMaster', false];
+      default:
+        return null;
+    }
+  }
+
+  commandSent(c: AdminCommand): void {
+    const e = Checker.effect(c);
+    if (e !== null) this.ops[e[0]].inflight++;
+  }
+
+  /**
+   * A command was answered. Committed (ok) answers fix the field, unless a
+   * failed command on it was answered after this one was sent (it may have
+   * been applied later) or others are still in flight.
+   */
+  commandAnswered(c: AdminCommand, outcome: 'ok' | 'not-applied' | 'unknown', sentMs: number, nowMs: number): void {
+    const e = Checker.effect(c);
+    if (e === null) return;
+    const t = this.ops[e[0]];
+    t.inflight--;
+    if (outcome === 'not-applied') return;
+    if (outcome === 'unknown') {
+      t.lastFailMs = nowMs;
+      t.value = null;
+    } else if (sentMs > t.lastFailMs) {
+      t.value = e[1];
+    }
+  }
+
+  /** A new leader's state must hold every committed operator decision. */
+  leaderState(atMs: number, leader: NodeName, s: ClusterState): void {
+    for (const f of ['maintenance', 'manualMaster'] as const) {
+      const t = this.ops[f];
+      if (t.inflight === 0 && t.value !== null && s[f] !== t.value) {
+        this.fail(atMs, 'state-lost', `new leader ${leader} has ${f}=${s[f]} but a committed command set it to ${t.value}`);
+      }
+    }
+  }
 
   constructor(
     private readonly services: ServiceDef[],

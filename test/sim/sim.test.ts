@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as master from '../../src/core/master';
 import * as services from '../../src/core/services';
+import * as election from '../../src/core/election';
 import { runSeed, type SeedResult } from './run-seed';
 import { report } from './report';
 
@@ -68,5 +69,18 @@ test('checkers catch a runner that ignores service priorities', () => {
     assert.ok(r !== null, 'no seed in 1..200 exposed the broken ordering');
   } finally {
     s.plan = original;
+  }
+});
+
+test('checkers catch a new leader that forgets committed operator decisions', () => {
+  const e = election as { newestState: typeof election.newestState };
+  const original = e.newestState;
+  // Broken on purpose: a new leader keeps its own state and ignores its voters'.
+  e.newestState = (own) => own;
+  try {
+    const r = findViolation('state-lost', 300);
+    assert.ok(r !== null, 'no seed in 1..300 exposed the forgotten state');
+  } finally {
+    e.newestState = original;
   }
 });

@@ -300,6 +300,7 @@ export class World {
       this.events.push({ atMs: this.nowMs, node: name, ev });
       if (ev.kind !== 'dropped') this.log(`${name} ${describe(ev)}`);
       this.checker.event(this.nowMs, ev);
+      if (ev.kind === 'leader-elected') this.checker.leaderState(this.nowMs, name, core.state);
     }
     for (const m of r.messages) this.sendMessage(name, m.to, m.msg);
     for (const run of r.runs) this.startRun(n, run);
@@ -442,11 +443,17 @@ export class World {
 
   private readonly adminCommands = new Map<number, AdminCommand>();
 
+  private readonly adminSentMs = new Map<number, number>();
+
   private sendAdmin(requestId: number, command: AdminCommand, target: NodeName, hops: number): void {
+    if (!this.adminCommands.has(requestId)) {
+      this.adminSentMs.set(requestId, this.nowMs);
+      this.checker.commandSent(command);
+    }
     this.adminCommands.set(requestId, command);
     const n = this.nodes.get(target)!;
     if (n.core === null) {
-      this.replies.set(requestId, { requestId, ok: false, code: 'not-leader', error: 'node down', leader: null });
+      this.answered({ requestId, ok: false, code: 'not-leader', error: 'node down', leader: null });
       return;
     }
     this.forwardHops.set(requestId, hops);
@@ -464,7 +471,16 @@ export class World {
       return;
     }
     this.log(`reply ${rep.requestId}: ${rep.code}${rep.error ? ` (${rep.error})` : ''}`);
+    this.answered(rep);
+  }
+
+  private answered(rep: AdminReply): void {
+    if (this.replies.has(rep.requestId)) return;
     this.replies.set(rep.requestId, rep);
+    // Refusals and "no leader" change nothing; "not committed" may or may not have been applied.
+    const cmd = this.adminCommands.get(rep.requestId)!;
+    const outcome = rep.ok ? 'ok' : rep.code === 'refused' || rep.code === 'not-leader' ? 'not-applied' : 'unknown';
+    this.checker.commandAnswered(cmd, outcome, this.adminSentMs.get(rep.requestId)!, this.nowMs);
   }
 
   command(requestId: number): AdminCommand | undefined {
