@@ -81,6 +81,18 @@ const settled = (s: StatusJson) => {
   const m = s.nodes.find((n) => n.name === s.cluster.master);
   return s.cluster.leader !== null && m !== undefined && m.state === 'master' && m.services.every((x) => x.state === 'promoted');
 };
+/** Settled, and every other runner started (so any of them can be promoted). */
+const allReady = (s: StatusJson) => settled(s) && s.nodes.every((n) => n.state === 'master' || n.state === 'slave');
+
+async function promote(c: Cluster, node: string): Promise<void> {
+  const client = connect(`127.0.0.1:${c.nodes[0]!.port}`, c.config);
+  try {
+    const r = await client.call({ op: 'command', command: { kind: 'promote', node } }, 3000);
+    if (!r.ok) throw new Error(`bench: promote ${node} refused: ${r.error}`);
+  } finally {
+    client.close();
+  }
+}
 
 async function waitFor(c: Cluster, pred: (s: StatusJson) => boolean, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
@@ -134,11 +146,8 @@ async function main(): Promise<void> {
 
   const leader = await repeat('leader crash', async () => {
     const c = await cluster(3);
-    await waitFor(c, settled, 10_000);
-    await ask(c, c.nodes[1]!, 'status');
-    const client = connect(`127.0.0.1:${c.nodes[0]!.port}`, c.config);
-    await client.call({ op: 'command', command: { kind: 'promote', node: 'n2' } }, 3000);
-    client.close();
+    await waitFor(c, allReady, 10_000);
+    await promote(c, 'n2');
     await waitFor(c, (s) => s.cluster.master === 'n2' && settled(s), 10_000);
     const t0 = Date.now();
     kill9(c.nodes[0]!);
@@ -152,10 +161,8 @@ async function main(): Promise<void> {
   for (const fence of [false, true]) {
     const ms = await repeat(`master crash${fence ? ' (fence)' : ''}`, async () => {
       const c = await cluster(3, { fence });
-      await waitFor(c, settled, 10_000);
-      const client = connect(`127.0.0.1:${c.nodes[0]!.port}`, c.config);
-      await client.call({ op: 'command', command: { kind: 'promote', node: 'n3' } }, 3000);
-      client.close();
+      await waitFor(c, allReady, 10_000);
+      await promote(c, 'n3');
       await waitFor(c, (s) => s.cluster.master === 'n3' && settled(s), 10_000);
       const t0 = Date.now();
       kill9(c.nodes[2]!);
@@ -175,10 +182,8 @@ async function main(): Promise<void> {
 
   const svcFail = await repeat('service failure', async () => {
     const c = await cluster(3);
-    const s = (await (async () => {
-      await waitFor(c, settled, 10_000);
-      return status(c);
-    })())!;
+    await waitFor(c, allReady, 10_000);
+    const s = (await status(c))!;
     const m = s.cluster.master!;
     const t0 = Date.now();
     writeFileSync(join(c.root, `status-${m}-s0`), '1');
@@ -191,15 +196,11 @@ async function main(): Promise<void> {
 
   const sw = await repeat('switchover', async () => {
     const c = await cluster(3);
-    const s = (await (async () => {
-      await waitFor(c, settled, 10_000);
-      return status(c);
-    })())!;
+    await waitFor(c, allReady, 10_000);
+    const s = (await status(c))!;
     const to = s.cluster.master === 'n2' ? 'n3' : 'n2';
     const t0 = Date.now();
-    const client = connect(`127.0.0.1:${c.nodes[0]!.port}`, c.config);
-    await client.call({ op: 'command', command: { kind: 'promote', node: to } }, 3000);
-    client.close();
+    await promote(c, to);
     await waitFor(c, (x) => x.cluster.master === to && settled(x), 10_000);
     const took = Date.now() - t0;
     await close(c);
