@@ -37,50 +37,36 @@ test('simulator: one seed replays exactly', () => {
   assert.notDeepEqual(c.trace, a.trace, 'another seed is another run');
 });
 
-/** Run seeds until one shows a violation of `kind`; the checkers must find it. */
-function findViolation(kind: string, maxSeeds: number): SeedResult | null {
-  for (let seed = 1; seed <= maxSeeds; seed++) {
-    const r = runSeed(seed, { durationMs: 20_000, freezes: false });
-    if (r.violations.some((v) => v.kind === kind)) return r;
+/**
+ * Swap one exported function of a core module for a broken one (the core
+ * calls it through the module's exports) and require that the checkers find
+ * a violation of `kind` within `maxSeeds` seeds.
+ */
+function mustCatch<M, K extends keyof M>(mod: M, name: K, broken: (original: M[K]) => M[K], kind: string, maxSeeds: number): void {
+  const original = mod[name];
+  (mod as Record<K, M[K]>)[name] = broken(original);
+  try {
+    for (let seed = 1; seed <= maxSeeds; seed++) {
+      const r = runSeed(seed, { durationMs: 20_000, freezes: false });
+      if (r.violations.some((v) => v.kind === kind)) return;
+    }
+    assert.fail(`no seed in 1..${maxSeeds} exposed the broken ${String(name)}`);
+  } finally {
+    (mod as Record<K, M[K]>)[name] = original;
   }
-  return null;
 }
 
 test('checkers catch a core that promotes without waiting out the old lease', () => {
-  const m = master as { mayHold: typeof master.mayHold };
-  const original = m.mayHold;
   // Broken on purpose: an unreachable node is assumed to hold nothing.
-  m.mayHold = (ctx, name) => (master.reachable(ctx, name) ? original(ctx, name) : false);
-  try {
-    const r = findViolation('two-masters', 200);
-    assert.ok(r !== null, 'no seed in 1..200 exposed the broken lease rule');
-  } finally {
-    m.mayHold = original;
-  }
+  mustCatch(master, 'mayHold', (original) => (ctx, name) => (master.reachable(ctx, name) ? original(ctx, name) : false), 'two-masters', 200);
 });
 
 test('checkers catch a runner that ignores service priorities', () => {
-  const s = services as { plan: typeof services.plan };
-  const original = s.plan;
   // Broken on purpose: plan every service alone, as if it had no neighbours.
-  s.plan = (svcs, target, urgent) => svcs.flatMap((one) => original([one], target, urgent));
-  try {
-    const r = findViolation('order', 200);
-    assert.ok(r !== null, 'no seed in 1..200 exposed the broken ordering');
-  } finally {
-    s.plan = original;
-  }
+  mustCatch(services, 'plan', (original) => (svcs, target, urgent) => svcs.flatMap((one) => original([one], target, urgent)), 'order', 200);
 });
 
 test('checkers catch a new leader that forgets committed operator decisions', () => {
-  const e = election as { newestState: typeof election.newestState };
-  const original = e.newestState;
   // Broken on purpose: a new leader keeps its own state and ignores its voters'.
-  e.newestState = (own) => own;
-  try {
-    const r = findViolation('state-lost', 300);
-    assert.ok(r !== null, 'no seed in 1..300 exposed the forgotten state');
-  } finally {
-    e.newestState = original;
-  }
+  mustCatch(election, 'newestState', () => (own) => own, 'state-lost', 300);
 });
