@@ -47,20 +47,39 @@ export interface ClusterOptions {
   ports?: number[];
 }
 
-/** Ports nobody listens on right now (the OS picks them). */
+/** Below this the kernel never picks a source port for an outgoing connection. */
+function ephemeralFloor(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Ports nobody listens on right now, chosen below the kernel's ephemeral
+ * range: a node that restarts must find its port free again, and an
+ * ephemeral port may meanwhile serve as the source port of any outgoing
+ * connection (which is how a restarted node once failed to bind).
+ */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<import('node:net').Server>((resolve, reject) => {
-        const s = createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve(s));
-      }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+  const hi = Math.min(ephemeralFloor(), 65536) - 1;
+  const lo = Math.max(1024, hi - 20_000);
+  const out: number[] = [];
+  for (let tries = 0; out.length < n && tries < 10_000; tries++) {
+    const p = lo + Math.floor(Math.random() * (hi - lo));
+    if (!out.includes(p) && (await canListen(p))) out.push(p);
+  }
+  if (out.length < n) throw new Error(`no ${n} free ports between ${lo} and ${hi}`);
+  return out;
 }
 
 function iniText(sections: Record<string, Record<string, string>>): string {
