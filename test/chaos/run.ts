@@ -125,11 +125,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const f of readdirSync(root)) if (f.startsWith(`running-${n}-`)) rmSync(join(root, f), { force: true });
     appendFileSync(journal, `${BigInt(Date.now()) * 1_000_000n} ${n} * crash - -\n`);
   };
-  const koiCmd = (args: string[]) => {
+  // An operator retries what must be undone (maintenance off, start) until the cluster takes it.
+  const koiCmd = (args: string[], retries = 0) => {
     const up = nodes.filter((x) => x.proc !== null && !frozen.has(x.name));
-    if (up.length === 0) return;
-    const via = rng.pick(up);
-    spawn(process.execPath, [KOI, '-f', via.conf, '-t', '3', ...args], { stdio: 'ignore' });
+    const via = up.length === 0 ? null : rng.pick(up);
+    if (via === null) {
+      if (retries > 0) setTimeout(() => koiCmd(args, retries - 1), 1000);
+      return;
+    }
+    const p = spawn(process.execPath, [KOI, '-f', via.conf, '-t', '3', ...args], { stdio: 'ignore' });
+    p.once('exit', (code) => {
+      if (code !== 0 && retries > 0) setTimeout(() => koiCmd(args, retries - 1), 1000);
+    });
   };
   for (const n of names) start(n);
 
@@ -242,12 +249,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       case 10:
         log(`koi maintenance on for ${dur}ms`);
         koiCmd(['maintenance', 'on']);
-        later(dur, () => koiCmd(['maintenance', 'off']));
+        later(dur, () => koiCmd(['maintenance', 'off'], 20));
         break;
       case 11:
         log(`koi stop ${a} for ${dur}ms`);
         koiCmd(['stop', a]);
-        later(dur, () => koiCmd(['start', a]));
+        later(dur, () => koiCmd(['start', a], 20));
         break;
       case 12: {
         const f = `status-${a}-${svc}`;
