@@ -27,7 +27,7 @@ test('[node] metrics serves Prometheus text and a self-refreshing status page', 
     const conf = c.node('n1').conf;
     writeFileSync(conf, readFileSync(conf, 'utf8').replace('[node]', `[node]\nmetrics = 127.0.0.1:${mport}`));
     for (const n of c.nodes) c.startNode(n.name);
-    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 8000);
+    const s = await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 10_000);
     await new Promise((r) => setTimeout(r, 500));
     const m = await fetchText(`http://127.0.0.1:${mport}/metrics`);
     assert.equal(m.status, 200);

@@ -28,7 +28,7 @@ test('the status page in headless Chromium shows leader, master and coloured sta
     const conf = c.node('n1').conf;
     writeFileSync(conf, readFileSync(conf, 'utf8').replace('[node]', `[node]\nmetrics = 127.0.0.1:${mport}`));
     for (const n of c.nodes) c.startNode(n.name);
-    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 8000);
+    const s = await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 10_000);
     const page = await browser.newPage({ viewport: { width: 1000, height: 420 } });
     await page.goto(`http://127.0.0.1:${mport}/`);
     assert.equal(await page.textContent('#leader'), 'n1');
