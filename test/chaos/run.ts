@@ -278,8 +278,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   for (const n of names) start(n);
   const config = loadConfig([byName('n1').conf], { client: true }).config;
   const healedAt = Date.now();
-  // leader_timeout + master_lease + demote_timeout + script time (with recovery waits and an operator's commands)
-  const boundMs = 500 + 1000 + 1500 + 3 * 3000 + 4000;
+  // leader_timeout + master_lease + demote_timeout + script time, with room for
+  // recovery waits, an operator's commands and a loaded machine.
+  const boundMs = 30_000;
   let converged = false;
   let lastOp = 0;
   while (Date.now() - healedAt < boundMs) {

@@ -87,8 +87,19 @@ export class TestCluster {
     rmSync(join(this.root, flag), { force: true });
   }
 
-  koi(args: string[], via = 'n1', timeoutMs = 15_000): Promise<KoiResult> {
-    return koi(['-f', this.node(via).conf, '--no-color', ...args], timeoutMs);
+  /**
+   * Run koi through a node. Commands are retried, like an operator would,
+   * when the answer was transient: a leader change (e.g. the Bully takeover
+   * of a late n1) or a runner still starting. Every command is idempotent.
+   */
+  async koi(args: string[], via = 'n1', timeoutMs = 15_000): Promise<KoiResult> {
+    const transient = /stepped down|did not reach a quorum|no leader|not promotable yet|no answer from the core|did not answer/;
+    const command = ['maintenance', 'promote', 'demote', 'elect', 'start', 'stop', 'recover'].includes(args[0] ?? '');
+    for (let attempt = 0; ; attempt++) {
+      const r = await koi(['-f', this.node(via).conf, '--no-color', ...args], timeoutMs);
+      if (r.code === 0 || !command || attempt >= 4 || !transient.test(r.stderr)) return r;
+      await new Promise((res) => setTimeout(res, 700));
+    }
   }
 
   async status(via?: string): Promise<StatusJson | null> {
