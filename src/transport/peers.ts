@@ -84,6 +84,31 @@ export class PeerLinks {
 
   start(): void {
     for (const p of this.peers) if (p.name !== this.self.name && this.self.name < p.name) this.dial(p);
+    // A stream can hang without an error (a peer that stalls one way, a half-open
+    // connection): whatever we dial and has not greeted us within 3 s is dialed again.
+    this.watchdog = setInterval(() => this.redialStuck(), 1000);
+    this.watchdog.unref();
+  }
+
+  private watchdog: NodeJS.Timeout | null = null;
+  private readonly dialedAt = new Map<string, number>();
+
+  private redialStuck(): void {
+    const now = Date.now();
+    for (const p of this.peers) {
+      if (p.name === this.self.name || this.self.name > p.name) continue;
+      const link = this.links.get(p.name)!;
+      const since = this.dialedAt.get(p.name) ?? now;
+      if (link.greeted || this.retry.has(p.name) || now - since < 3000) continue;
+      const stale = link.stream;
+      this.detach(p.name, stale as Stream);
+      try {
+        (stale as grpc.ClientDuplexStream<Envelope, Envelope> | null)?.cancel();
+      } catch {
+        // already gone
+      }
+      this.dial(p);
+    }
   }
 
   send(to: string, msg: Message): void {
@@ -101,6 +126,7 @@ export class PeerLinks {
 
   close(): void {
     this.closed = true;
+    if (this.watchdog !== null) clearInterval(this.watchdog);
     for (const t of this.retry.values()) clearTimeout(t);
     for (const l of this.links.values()) {
       try {
@@ -186,6 +212,7 @@ export class PeerLinks {
       this.clients.set(p.name, client);
     }
     const stream = (client as unknown as { Link(): grpc.ClientDuplexStream<Envelope, Envelope> }).Link();
+    this.dialedAt.set(p.name, Date.now());
     this.attach(p.name, stream);
     let gone = false;
     const lost = () => {
