@@ -140,8 +140,8 @@ test('fence: called with the node name and address; success shortens failover, f
       assert.equal(fenced[0], 'n3');
       assert.equal(fenced[1], `127.0.0.1:${c.node('n3').port}`);
       assert.equal(fenced[2], 'n3', 'KOI_NODE names the fenced node');
-      const leader = (await c.status())!.cluster.leader!; // the leader runs the fence (n1, unless it started late)
-      assert.match(c.log(leader), ok ? /fence of n3: succeeded/ : /fence of n3: failed \(exit 1\) — waiting out its lease instead/);
+      // Whichever node led ran the fence (n1, unless it started late).
+      assert.match(c.log('n1') + c.log('n2'), ok ? /fence of n3: succeeded/ : /fence of n3: failed \(exit 1\) — waiting out its lease instead/);
       if (ok) assert.ok(took < 2000 + 3000, `fenced failover took ${took}ms, less than lease + demote`);
       else assert.ok(took >= 2000 + 3000 - 300, `unfenced failover took ${took}ms: it must wait out lease + demote`);
     } finally {
