@@ -9,7 +9,7 @@ import { AuthError } from '../errors';
 import type { Authenticator, Envelope } from './auth';
 import { CHANNEL_OPTIONS, koiPackage } from './grpc';
 import { checkPeerPayload } from './payload';
-import { serviceError, toStatus } from './status';
+import { serviceError } from './status';
 
 type Stream = grpc.ClientDuplexStream<Envelope, Envelope> | grpc.ServerDuplexStream<Envelope, Envelope>;
 
@@ -246,4 +246,3 @@ export class PeerLinks {
   }
 }
 
-export { toStatus };
