@@ -35,7 +35,10 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
     const lastSeenMs = self ? 0 : v?.lastReplyMs != null ? Math.round(nowMs - v.lastReplyMs) : null;
     const reachable = self || (lastSeenMs !== null && lastSeenMs <= lt);
     const report = self && core.runner ? core.runner.report(nowMs) : (v?.report ?? null);
-    if (peer.elector) {
+    // A peer never heard from has unknown roles; like the default quorum,
+    // count it as an elector so the total does not shrink while it is down.
+    const neverHeard = !self && !peer.elector && !peer.runner && lastSeenMs === null;
+    if (peer.elector || neverHeard) {
       electors++;
       if (reachable) reachableElectors++;
     }

@@ -12,7 +12,7 @@ test('cold start of 3 nodes: one leader, one master, status --json has the spec 
   const c = await TestCluster.start();
   try {
     // The highest priority leads (at once, or after the settle period if it started late).
-    const s = await c.waitFor('a settled cluster led by n1', (x) => c.settled(x) && x.cluster.leader === 'n1', 10_000);
+    const s = await c.waitFor('a settled cluster led by n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 10_000);
     assert.deepEqual(Object.keys(s.cluster).sort(), ['epoch', 'id', 'leader', 'maintenance', 'manualMaster', 'master', 'quorum', 'target'].sort());
     assert.equal(s.cluster.id, 13);
     assert.deepEqual(s.cluster.quorum, { required: 2, electors: 3, reachable: 3 });
@@ -181,6 +181,8 @@ test('a node with the wrong secret is refused with a clear log line and changes 
     const s = await c.waitFor('n1+n2 settled', (x) => c.settled(x), 8000);
     assert.notEqual(s.cluster.master, 'n3');
     assert.equal(s.nodes.find((n) => n.name === 'n3')!.reachable, false);
+    // n3 was never heard from: its roles are unknown, and it still counts as an elector.
+    assert.deepEqual(s.cluster.quorum, { required: 2, electors: 3, reachable: 2 });
     await new Promise((r) => setTimeout(r, 500));
     const logs = c.log('n1') + c.log('n2') + c.log('n3');
     // n1 and n2 dial n3 (their names sort first); n3 refuses them and tells them why.
