@@ -11,7 +11,8 @@ import { formatHostPort } from '../config/values';
 import { loadConfig, type ConfigFlags } from '../config/load';
 import type { AdminRequest, AdminResponse, LocalJson, StatusJson, WatchEvent } from '../admin-types';
 import { Authenticator, type Envelope } from '../transport/auth';
-import { channelCredentials, koiPackage, serverCredentials } from '../transport/grpc';
+import { channelCredentials, serverCredentials } from '../transport/grpc';
+import { ADMIN_SERVICE, PEER_SERVICE } from '../transport/wire';
 import { PeerLinks } from '../transport/peers';
 import { AdminClient } from '../transport/admin-client';
 import { serviceError } from '../transport/status';
@@ -148,9 +149,8 @@ export class Daemon {
 
   async start(): Promise<void> {
     const c = this.config;
-    const pkg = koiPackage();
-    this.server.addService(pkg.Peer.service, { Link: this.links.serve });
-    this.server.addService(pkg.Admin.service, {
+    this.server.addService(PEER_SERVICE, { Link: this.links.serve });
+    this.server.addService(ADMIN_SERVICE, {
       Call: (call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>) => this.adminCall(call, cb),
       Watch: (call: grpc.ServerWritableStream<Envelope, Envelope>) => this.adminWatch(call),
     });

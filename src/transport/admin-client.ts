@@ -5,29 +5,8 @@ import type { AdminRequest, AdminResponse } from '../admin-types';
 import { AuthError, UnreachableError } from '../errors';
 import type { Authenticator, Envelope } from './auth';
 import { CHANNEL_OPTIONS } from './grpc';
-import { decodeEnvelope, encodeEnvelope } from './envelope-codec';
+import { ADMIN_SERVICE } from './wire';
 
-/** koi.v1.Admin without parsing the .proto: the paths and a hand-written envelope codec. */
-const ADMIN_SERVICE: grpc.ServiceDefinition = {
-  Call: {
-    path: '/koi.v1.Admin/Call',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: encodeEnvelope,
-    requestDeserialize: decodeEnvelope,
-    responseSerialize: encodeEnvelope,
-    responseDeserialize: decodeEnvelope,
-  },
-  Watch: {
-    path: '/koi.v1.Admin/Watch',
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: encodeEnvelope,
-    requestDeserialize: decodeEnvelope,
-    responseSerialize: encodeEnvelope,
-    responseDeserialize: decodeEnvelope,
-  },
-};
 const AdminCtor = grpc.makeGenericClientConstructor(ADMIN_SERVICE, 'koi.v1.Admin');
 
 interface AdminStub extends grpc.Client {

@@ -1,6 +1,6 @@
-// Protobuf encoding of koi.v1.Envelope by hand, for the admin client: `koi`
-// then starts without parsing proto/koi.proto (about 50 ms of every command).
-// test/unit/envelope-codec.test.ts proves it agrees with @grpc/proto-loader.
+// Protobuf encoding of koi.v1.Envelope by hand, for every call and stream of
+// koinode and koi (see wire.ts). test/unit/envelope-codec.test.ts proves it
+// agrees with @grpc/proto-loader.
 import type { Envelope } from './auth';
 
 function varint(n: number, out: number[]): void {

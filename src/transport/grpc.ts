@@ -1,30 +1,7 @@
-// Loading the koi.v1 schema and building credentials. The only file that
-// knows where proto/ lives.
+// Channel options and credentials shared by koinode and koi.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type * as ProtoLoader from '@grpc/proto-loader';
 import type { KoiConfig } from '../config/config';
-
-export const PROTO_PATH = join(__dirname, '..', '..', '..', 'proto', 'koi.proto');
-
-interface KoiPackage {
-  Peer: grpc.ServiceClientConstructor;
-  Admin: grpc.ServiceClientConstructor;
-}
-
-let cached: KoiPackage | null = null;
-
-export function koiPackage(): KoiPackage {
-  if (cached === null) {
-    // Loaded on first use: the CLI never needs it (see envelope-codec.ts).
-    const protoLoader = require('@grpc/proto-loader') as typeof ProtoLoader;
-    const def = protoLoader.loadSync(PROTO_PATH, { keepCase: true, longs: String, defaults: true });
-    const root = grpc.loadPackageDefinition(def) as unknown as { koi: { v1: KoiPackage } };
-    cached = root.koi.v1;
-  }
-  return cached;
-}
 
 /** Keepalives find a dead TCP peer; the protocol's own timeouts decide roles. */
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {

@@ -7,7 +7,10 @@ import type { PeerAddress } from '../config/config';
 import { formatHostPort } from '../config/values';
 import { AuthError } from '../errors';
 import type { Authenticator, Envelope } from './auth';
-import { CHANNEL_OPTIONS, koiPackage } from './grpc';
+import { CHANNEL_OPTIONS } from './grpc';
+import { PEER_SERVICE } from './wire';
+
+const PeerCtor = grpc.makeGenericClientConstructor(PEER_SERVICE, 'koi.v1.Peer');
 import { checkPeerPayload } from './payload';
 import { serviceError } from './status';
 
@@ -207,8 +210,7 @@ export class PeerLinks {
     if (this.closed) return;
     let client = this.clients.get(p.name);
     if (client === undefined) {
-      const Ctor = koiPackage().Peer;
-      client = new Ctor(formatHostPort(p), this.creds(), CHANNEL_OPTIONS);
+      client = new PeerCtor(formatHostPort(p), this.creds(), CHANNEL_OPTIONS);
       this.clients.set(p.name, client);
     }
     const stream = (client as unknown as { Link(): grpc.ClientDuplexStream<Envelope, Envelope> }).Link();

@@ -125,19 +125,55 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const f of readdirSync(root)) if (f.startsWith(`running-${n}-`)) rmSync(join(root, f), { force: true });
     appendFileSync(journal, `${BigInt(Date.now()) * 1_000_000n} ${n} * crash - -\n`);
   };
-  // An operator retries what must be undone (maintenance off, start) until the cluster takes it.
-  const koiCmd = (args: string[], retries = 0) => {
+  const koiCmd = (args: string[]) => {
     const up = nodes.filter((x) => x.proc !== null && !frozen.has(x.name));
-    const via = up.length === 0 ? null : rng.pick(up);
-    if (via === null) {
-      if (retries > 0) setTimeout(() => koiCmd(args, retries - 1), 1000);
-      return;
-    }
-    const p = spawn(process.execPath, [KOI, '-f', via.conf, '-t', '3', ...args], { stdio: 'ignore' });
-    p.once('exit', (code) => {
-      if (code !== 0 && retries > 0) setTimeout(() => koiCmd(args, retries - 1), 1000);
-    });
+    if (up.length === 0) return;
+    spawn(process.execPath, [KOI, '-f', rng.pick(up).conf, '-t', '3', ...args], { stdio: 'ignore' });
   };
+  // The operator's intent: maintenance only inside a maintenance window, a
+  // node stopped only inside its stop window. A command can still commit
+  // after its window ended (it waited for a quorum that came back late), so
+  // the operator watches the cluster and undoes what should not be, as a
+  // diligent person would, instead of trusting one command's exit status.
+  const config = loadConfig([byName('n1').conf], { client: true }).config;
+  let maintenanceWindows = 0;
+  const stopWindows = new Map<string, number>();
+  let lastFixMs = 0;
+  const operator = (st: StatusJson, healed: boolean) => {
+    if (Date.now() - lastFixMs < 1000) return;
+    const fix = (args: string[]) => {
+      lastFixMs = Date.now();
+      log(`operator: koi ${args.join(' ')}`);
+      koiCmd(args);
+    };
+    if (st.cluster.maintenance && maintenanceWindows === 0) fix(['maintenance', 'off']);
+    if (st.cluster.manualMaster) fix(['elect']);
+    for (const n of st.nodes) {
+      if (n.state === 'stopped' && n.reachable && (stopWindows.get(n.name) ?? 0) === 0) fix(['start', n.name]);
+      // Failed runners recover on their own (auto_recover); after the final heal the operator does not wait.
+      if (healed && n.state === 'failed') fix(['recover', n.name]);
+    }
+  };
+  // What the cluster looks like, logged when it changes (the story behind each gap without a master).
+  let lastShape = '';
+  const observe = (st: StatusJson | null) => {
+    const shape =
+      st === null
+        ? 'no answer'
+        : `leader ${st.cluster.leader ?? '-'} master ${st.cluster.master ?? '-'}${st.cluster.maintenance ? ' MAINTENANCE' : ''}${st.cluster.manualMaster ? ' MANUAL' : ''}${st.cluster.target !== null ? ` target ${st.cluster.target}` : ''} | ${st.nodes.map((n) => `${n.name}:${n.reachable ? n.state : 'unreachable'}`).join(' ')}`;
+    if (shape !== lastShape) log(`cluster: ${shape}`);
+    lastShape = shape;
+  };
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const st = await statusOf(nodes.filter((n) => !frozen.has(n.name)), config);
+      if (!sampling) break;
+      observe(st);
+      if (st !== null) operator(st, false);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
   for (const n of names) start(n);
 
   // Zombie watch: a koinode child that stays a zombie across two samples was not reaped.
@@ -248,13 +284,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         break;
       case 10:
         log(`koi maintenance on for ${dur}ms`);
+        maintenanceWindows++;
         koiCmd(['maintenance', 'on']);
-        later(dur, () => koiCmd(['maintenance', 'off'], 20));
+        later(dur, () => {
+          maintenanceWindows--;
+          koiCmd(['maintenance', 'off']);
+        });
         break;
       case 11:
         log(`koi stop ${a} for ${dur}ms`);
+        stopWindows.set(a, (stopWindows.get(a) ?? 0) + 1);
         koiCmd(['stop', a]);
-        later(dur, () => koiCmd(['start', a], 20));
+        later(dur, () => {
+          stopWindows.set(a, stopWindows.get(a)! - 1);
+          koiCmd(['start', a]);
+        });
         break;
       case 12: {
         const f = `status-${a}-${svc}`;
@@ -267,6 +311,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
 
   // Heal everything; then the cluster must converge within the spec's bound.
+  sampling = false;
+  await sampler;
   log('healing');
   for (const h of heals.splice(0)) h.fn();
   mesh.healAll();
@@ -276,22 +322,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
   frozen.clear();
   for (const n of names) start(n);
-  const config = loadConfig([byName('n1').conf], { client: true }).config;
   const healedAt = Date.now();
-  // leader_timeout + master_lease + demote_timeout + script time, with room for
-  // recovery waits, an operator's commands and a loaded machine.
-  const boundMs = 30_000;
+  const boundMs = convergenceBoundMs(config);
   let converged = false;
-  let lastOp = 0;
   while (Date.now() - healedAt < boundMs) {
     const st = await statusOf(nodes, config);
-    if (st !== null && Date.now() - lastOp > 700) {
-      lastOp = Date.now();
-      if (st.cluster.maintenance) koiCmd(['maintenance', 'off']);
-      if (st.cluster.manualMaster) koiCmd(['elect']);
-      for (const n of st.nodes) if (n.state === 'failed') koiCmd(['recover', n.name]);
-      for (const n of st.nodes) if (n.state === 'stopped' && n.reachable) koiCmd(['start', n.name]);
-    }
+    observe(st);
+    if (st !== null) operator(st, true);
     if (st !== null && settledAll(st)) {
       converged = true;
       break;
@@ -334,6 +371,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   if (!converged) violations.push(`no convergence within ${boundMs}ms of the final heal`);
   if (violations.length === 0 && existsSync(root)) rmSync(root, { recursive: true, force: true });
   return { seed: o.seed, seconds: o.seconds, faults, journal: report, zombies, leftovers, converged, convergeMs, convergeBoundMs: boundMs, violations, root };
+}
+
+/**
+ * SPEC 4.6: leader_timeout + master_lease + demote_timeout + script time.
+ * Script time here is the longest script timeout (a script hung when the
+ * faults healed runs until it is killed; every later one is quick) plus the
+ * start-up of the koinodes restarted at the heal (Node, config, first links).
+ */
+export const RESTART_ALLOWANCE_MS = 2000;
+export function convergenceBoundMs(c: ReturnType<typeof loadConfig>['config']): number {
+  const sv = c.service;
+  const longestScriptMs = Math.max(sv.startTimeoutMs, sv.stopTimeoutMs, sv.statusTimeoutMs, sv.promoteTimeoutMs, sv.demoteTimeoutMs, sv.failedTimeoutMs);
+  return c.time.leaderTimeoutMs + c.time.masterLeaseMs + sv.demoteTimeoutMs + longestScriptMs + RESTART_ALLOWANCE_MS;
 }
 
 async function statusOf(nodes: LocalNode[], config: ReturnType<typeof loadConfig>['config']): Promise<StatusJson | null> {
