@@ -1,15 +1,15 @@
-// gRPC is loaded only by the commands that talk to a node: `koi check` and
+// The client is loaded only by the commands that talk to a node: `koi check` and
 // `koi keygen` stay fast, and so does --help.
-import type * as AdminClientModule from '../transport/admin-client';
+import type * as ClientModule from '../transport/h2-admin-client';
 import type * as AuthModule from '../transport/auth';
-import type * as GrpcModule from '../transport/grpc';
 import type { KoiConfig } from '../config/config';
 
-export function connect(address: string, c: KoiConfig): AdminClientModule.AdminClient {
-  const { AdminClient } = require('../transport/admin-client') as typeof AdminClientModule;
+export function connect(address: string, c: KoiConfig): ClientModule.H2AdminClient {
+  const { H2AdminClient } = require('../transport/h2-admin-client') as typeof ClientModule;
   const { Authenticator } = require('../transport/auth') as typeof AuthModule;
-  const { channelCredentials } = require('../transport/grpc') as typeof GrpcModule;
-  return new AdminClient(address, new Authenticator(c.cluster.secret, c.cluster.id, 'koi'), channelCredentials(c));
+  const { tlsCert, tlsKey, tlsCa } = c.cluster;
+  const tls = tlsCert !== null && tlsKey !== null && tlsCa !== null ? { cert: tlsCert, key: tlsKey, ca: tlsCa } : null;
+  return new H2AdminClient(address, new Authenticator(c.cluster.secret, c.cluster.id, 'koi'), tls);
 }
 
 export function newSecret(): string {

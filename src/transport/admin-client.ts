@@ -2,10 +2,10 @@
 // forwards a command to the leader.
 import * as grpc from '@grpc/grpc-js';
 import type { AdminRequest, AdminResponse } from '../admin-types';
-import { AuthError, UnreachableError } from '../errors';
 import type { Authenticator, Envelope } from './auth';
 import { CHANNEL_OPTIONS } from './grpc';
 import { ADMIN_SERVICE } from './wire';
+import { fromStatus } from './status';
 
 const AdminCtor = grpc.makeGenericClientConstructor(ADMIN_SERVICE, 'koi.v1.Admin');
 
@@ -30,7 +30,7 @@ export class AdminClient {
       const deadline = new Date(Date.now() + timeoutMs);
       this.stub.Call(this.auth.seal(req), { deadline }, (err, res) => {
         if (err !== null) {
-          reject(mapError(err, this.address, timeoutMs));
+          reject(fromStatus(err.code, err.details || err.message, this.address, timeoutMs));
           return;
         }
         try {
@@ -54,7 +54,7 @@ export class AdminClient {
       }
     });
     stream.on('error', (e: grpc.ServiceError) => {
-      if (e.code !== grpc.status.CANCELLED) onEnd(mapError(e, this.address, 0));
+      if (e.code !== grpc.status.CANCELLED) onEnd(fromStatus(e.code, e.details || e.message, this.address, 0));
     });
     stream.on('end', () => onEnd(null));
     return { stop: () => stream.cancel() };
@@ -62,19 +62,5 @@ export class AdminClient {
 
   close(): void {
     this.stub.close();
-  }
-}
-
-function mapError(err: grpc.ServiceError, address: string, timeoutMs: number): Error {
-  switch (err.code) {
-    case grpc.status.UNAVAILABLE:
-    case grpc.status.DEADLINE_EXCEEDED:
-      return new UnreachableError(`no node answered at ${address} within ${Math.round(timeoutMs / 100) / 10}s — is koinode running?`);
-    case grpc.status.UNAUTHENTICATED:
-      return new AuthError(`${address} refused us: ${err.details} — use the cluster's secret (see -f)`, 'secret');
-    case grpc.status.PERMISSION_DENIED:
-      return new AuthError(`${address} refused us: ${err.details}`, 'cluster');
-    default:
-      return new Error(`${address}: ${err.details || err.message}`);
   }
 }

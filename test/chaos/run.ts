@@ -39,6 +39,8 @@ const TIMES = { heartbeat_interval: '100ms', leader_timeout: '500ms', master_lea
 // Failed runners recover on their own quickly, so time without a master measures koi, not the operator.
 const LIMITS = { demote_timeout: '1500ms', promote_timeout: '2s', start_timeout: '3s', stop_timeout: '3s', status_timeout: '2s', failed_timeout: '2s', auto_recover: '1000', auto_recover_wait: '1s', failcount_reset: '10s' };
 const SECRET = 'chaos-secret-0123456789abcdef';
+/** How long a machine powered off by the fence takes to come back. */
+const FENCE_REBOOT_MS = 3000;
 
 const FENCE = `#!/bin/sh
 # Chaos fence: "power off" node $1 — kill its koinode and every script it runs,
@@ -125,10 +127,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const f of readdirSync(root)) if (f.startsWith(`running-${n}-`)) rmSync(join(root, f), { force: true });
     appendFileSync(journal, `${BigInt(Date.now()) * 1_000_000n} ${n} * crash - -\n`);
   };
+  // Which node a command goes to: its own generator, so the operator's
+  // timing-dependent commands leave the nemesis's schedule as the seed made it.
+  const viaRng = new Rng(o.seed + 0x9e3779b9);
   const koiCmd = (args: string[]) => {
     const up = nodes.filter((x) => x.proc !== null && !frozen.has(x.name));
     if (up.length === 0) return;
-    spawn(process.execPath, [KOI, '-f', rng.pick(up).conf, '-t', '3', ...args], { stdio: 'ignore' });
+    spawn(process.execPath, [KOI, '-f', viaRng.pick(up).conf, '-t', '3', ...args], { stdio: 'ignore' });
   };
   // The operator's intent: maintenance only inside a maintenance window, a
   // node stopped only inside its stop window. A command can still commit
@@ -164,9 +169,26 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (shape !== lastShape) log(`cluster: ${shape}`);
     lastShape = shape;
   };
+  const heals: { atMs: number; fn: () => void }[] = [];
+  const later = (ms: number, fn: () => void) => heals.push({ atMs: Date.now() + ms, fn });
+  // Nodes the nemesis killed, until it restarts them. Any other node found
+  // dead was powered off by the fence: it reboots, as a fenced machine does.
+  const down = new Set<string>();
+  const rebootAfterFence = () => {
+    for (const n of nodes) {
+      if (n.proc !== null || down.has(n.name)) continue;
+      log(`${n.name} was fenced: it reboots in ${FENCE_REBOOT_MS}ms`);
+      down.add(n.name);
+      later(FENCE_REBOOT_MS, () => {
+        down.delete(n.name);
+        start(n.name);
+      });
+    }
+  };
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
+      rebootAfterFence();
       const st = await statusOf(nodes.filter((n) => !frozen.has(n.name)), config);
       if (!sampling) break;
       observe(st);
@@ -186,8 +208,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     lastZ = now;
   }, 1000);
 
-  const heals: { atMs: number; fn: () => void }[] = [];
-  const later = (ms: number, fn: () => void) => heals.push({ atMs: Date.now() + ms, fn });
   const flags = new Set<string>();
   const flag = (f: string, content = '') => {
     writeFileSync(join(root, f), content);
@@ -247,7 +267,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         if (byName(a).proc === null) break;
         log(`kill -9 ${a}`);
         crash(a);
-        later(rng.int(1000, 5000), () => start(a));
+        down.add(a);
+        later(rng.int(1000, 5000), () => {
+          down.delete(a);
+          start(a);
+        });
         break;
       }
       case 6: {
