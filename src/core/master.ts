@@ -71,6 +71,17 @@ export interface MasterContext {
   /** When this leadership began (leader clock). */
   electedMs: number;
   self: NodeName;
+  /** Peers whose roles we know (their hello arrived); self included. */
+  heard: ReadonlySet<NodeName>;
+}
+
+/**
+ * A peer never heard from may be a runner, even the master of an earlier
+ * leadership: wherever safety is at stake it counts as one.
+ */
+export function mayBeRunner(ctx: MasterContext, name: NodeName): boolean {
+  const p = ctx.peers.get(name);
+  return p !== undefined && (p.runner || !ctx.heard.has(name));
 }
 
 export function reachable(ctx: MasterContext, name: NodeName): boolean {
@@ -118,8 +129,7 @@ export function confirmedFree(ctx: MasterContext, name: NodeName): boolean {
 
 /** Why the designated master must be revoked now, or null to keep it. */
 export function revokeReason(ctx: MasterContext, master: NodeName): string | null {
-  const peer = ctx.peers.get(master);
-  if (peer === undefined || !peer.runner) return 'not a runner';
+  if (!mayBeRunner(ctx, master)) return 'not a runner';
   if (ctx.state.manualMaster) return 'koi demote';
   if (ctx.state.target !== null && ctx.state.target !== master) return `switchover to ${ctx.state.target}`;
   if (isStopped(ctx.state, master)) return 'stopped by koi stop';
@@ -173,6 +183,7 @@ export function refuseCommand(ctx: MasterContext, c: AdminCommand): string | nul
     case 'promote': {
       const peer = ctx.peers.get(c.node);
       if (peer === undefined) return `no node named ${c.node} — see koi status for the names`;
+      if (!ctx.heard.has(c.node)) return `${c.node} cannot be promoted: never heard from — is its koinode running and reachable?`;
       if (!peer.runner) return `${c.node} is not a runner — only runners can be master`;
       if (ctx.state.maintenance) return 'the cluster is in maintenance — run koi maintenance off first';
       if (ctx.state.master === c.node && !ctx.state.manualMaster) return null;
@@ -188,7 +199,7 @@ export function refuseCommand(ctx: MasterContext, c: AdminCommand): string | nul
     case 'recover': {
       const peer = ctx.peers.get(c.node);
       if (peer === undefined) return `no node named ${c.node} — see koi status for the names`;
-      if (!peer.runner) return `${c.node} is not a runner`;
+      if (!mayBeRunner(ctx, c.node)) return `${c.node} is not a runner`;
       return null;
     }
     case 'demote':

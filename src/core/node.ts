@@ -22,6 +22,7 @@ import {
   applyCommand,
   chooseMaster,
   confirmedFree,
+  mayBeRunner,
   mayHold,
   newView,
   presumedDown,
@@ -42,6 +43,8 @@ export interface NodeSetup {
   incarnation: number;
   nowMs: number;
   persisted: PersistedState | null;
+  /** The roles in `peers` are facts (tests); otherwise only after setPeerInfo. */
+  rolesKnown?: boolean;
 }
 
 interface Campaign {
@@ -108,6 +111,8 @@ export class KoiNode {
   private heartbeatSeqSeen = -1;
   private lead: Leadership | null = null;
   private lastReportKey = '';
+  /** Peers whose hello arrived: only their roles in `peers` are facts. */
+  private readonly heard = new Set<NodeName>();
   private reportChanges = -1;
   private nextRunId = 1;
   private nextFenceId = 1;
@@ -122,6 +127,8 @@ export class KoiNode {
     const self = this.peers.get(setup.self);
     if (self === undefined) throw new Error(`node ${setup.self} is not among the peers`);
     this.self = self;
+    this.heard.add(setup.self);
+    if (setup.rolesKnown === true) for (const x of setup.peers) this.heard.add(x.name);
     this.incarnation = setup.incarnation;
     const p = setup.params;
     this.quorumWindowMs = Math.min(p.leaderTimeoutMs, Math.max(2 * p.heartbeatIntervalMs, p.leaderTimeoutMs / 2));
@@ -207,6 +214,7 @@ export class KoiNode {
     p.elector = info.elector;
     p.runner = info.runner;
     p.priority = info.priority;
+    this.heard.add(info.name);
   }
 
   /** A reload changed timings or limits (the object is shared with the runner). */
@@ -590,6 +598,7 @@ export class KoiNode {
       oldGrantsBoundMs: lead.oldGrantsBoundMs,
       electedMs: lead.electedMs,
       self: this.name,
+      heard: this.heard,
     };
   }
 
@@ -744,7 +753,7 @@ export class KoiNode {
     }
     const cand = this.state.target ?? chooseMaster(ctx);
     if (cand === null) return;
-    const blockers = [...this.peers.values()].filter((p) => p.runner && p.name !== cand && mayHold(ctx, p.name));
+    const blockers = [...this.peers.values()].filter((p) => p.name !== cand && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name));
     if (blockers.length === 0) {
       const reason = this.state.target === cand ? 'koi promote' : 'automatic choice';
       this.changeState(`master ${cand} designated`, (s) => {
@@ -799,7 +808,7 @@ export class KoiNode {
     }
     // Anyone not known to be free may have ignored its lease while frozen.
     const mayHoldNow = [...this.peers.values()]
-      .filter((p) => p.runner && (p.name === this.state.master || mayHold(ctx, p.name) || !confirmedFree(ctx, p.name)))
+      .filter((p) => mayBeRunner(ctx, p.name) && (p.name === this.state.master || mayHold(ctx, p.name) || !confirmedFree(ctx, p.name)))
       .map((p) => p.name);
     let what = '';
     this.changeState('admin', (s) => {

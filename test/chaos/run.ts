@@ -350,6 +350,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const boundMs = convergenceBoundMs(config);
   let converged = false;
   while (Date.now() - healedAt < boundMs) {
+    // A machine the fence powered off just before the heal is back at once.
+    for (const n of names) start(n);
     const st = await statusOf(nodes, config);
     observe(st);
     if (st !== null) operator(st, true);

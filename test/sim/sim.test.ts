@@ -70,3 +70,9 @@ test('checkers catch a new leader that forgets committed operator decisions', ()
   // Broken on purpose: a new leader keeps its own state and ignores its voters'.
   mustCatch(election, 'newestState', () => (own) => own, 'state-lost', 300);
 });
+
+test('checkers catch a leader that ignores a runner it has not heard from yet', () => {
+  // Broken on purpose: a peer whose hello has not arrived counts as no runner,
+  // so a restarted leader promotes while an unheard master may still hold.
+  mustCatch(master, 'mayBeRunner', () => (ctx, name) => ctx.peers.get(name)?.runner === true, 'two-masters', 800);
+});

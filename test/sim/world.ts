@@ -59,6 +59,9 @@ interface SimRun {
   done: boolean;
 }
 
+/** How often an open link's hello is modelled (a real one says it once per connection). */
+const HELLO_MS = 500;
+
 interface SimNode {
   peer: PeerInfo;
   core: KoiNode | null;
@@ -157,6 +160,13 @@ export class World {
 
   start(): void {
     for (const name of this.nodes.keys()) this.boot(name);
+    // Links (re)connect and say hello: modelled as a hello on every open link every HELLO_MS.
+    const hellos = () => {
+      if (this.stopped) return;
+      for (const a of this.nodes.keys()) for (const b of this.nodes.keys()) if (a !== b) this.sendHello(a, b);
+      this.at(this.nowMs + HELLO_MS, hellos);
+    };
+    this.at(this.nowMs, hellos);
     const tick = () => {
       if (this.stopped) return;
       for (const n of this.nodes.values()) {
@@ -208,7 +218,8 @@ export class World {
     for (const d of this.services) this.checker.setDisabled(name, d.name, this.disabled.get(name)?.has(d.name) ?? false);
     n.core = new KoiNode({
       self: name,
-      peers: [...this.nodes.values()].map((x) => x.peer),
+      // Like koinode: its own roles it knows, a peer's only once it hears from it.
+      peers: [...this.nodes.values()].map((x) => (x.peer.name === name ? x.peer : { name: x.peer.name, elector: false, runner: false, priority: 0 })),
       params: this.params,
       services: this.services.map((d) => ({ ...d, disabled: this.disabled.get(name)?.has(d.name) ?? false })),
       incarnation: n.incarnation,
@@ -326,6 +337,16 @@ export class World {
     for (const l of this.links.values()) Object.assign(l, QUIET);
   }
 
+  /** The roles of `from` reach `to` (a link came up), unless the link is cut. */
+  private sendHello(from: NodeName, to: NodeName): void {
+    const src = this.nodes.get(from)!;
+    if (src.core === null || src.frozen || this.link(from, to).cut) return;
+    const l = this.link(from, to);
+    const dest = this.nodes.get(to)!;
+    const inc = dest.incarnation;
+    this.at(this.nowMs + l.minDelayMs, () => this.input(dest, inc, () => dest.core!.setPeerInfo(src.peer)));
+  }
+
   private sendMessage(from: NodeName, to: NodeName, msg: Message): void {
     const l = this.link(from, to);
     if (l.cut || this.rng.chance(l.lossP)) return;
@@ -334,7 +355,14 @@ export class World {
       const delay = l.minDelayMs + this.rng.next() * (l.maxDelayMs - l.minDelayMs);
       const dest = this.nodes.get(to)!;
       const inc = dest.incarnation;
-      this.at(this.nowMs + delay, () => this.input(dest, inc, () => dest.core!.step({ kind: 'message', from, msg }, this.nowMs)));
+      const hello = this.nodes.get(from)!.peer;
+      // As on a real link, the sender's hello (its roles) comes before its first message.
+      this.at(this.nowMs + delay, () =>
+        this.input(dest, inc, () => {
+          dest.core!.setPeerInfo(hello);
+          dest.core!.step({ kind: 'message', from, msg }, this.nowMs);
+        }),
+      );
     }
   }
 
