@@ -35,7 +35,10 @@ export function createLog(node: string, target: LogTarget, level: LogLevel, colo
     transport = new winston.transports.File({ filename: target.slice(5), format: winston.format.combine(winston.format.timestamp(), winston.format.json()) });
   }
   const logger = winston.createLogger({ level, defaultMeta: { node }, transports: [transport] });
-  const emit = (lvl: LogLevel) => (component: string, msg: string, meta?: Record<string, unknown>) => logger.log(lvl, msg, { component, ...meta });
+  // Skip disabled levels before winston: it would push them through its streams first.
+  const emit = (lvl: LogLevel) => (component: string, msg: string, meta?: Record<string, unknown>) => {
+    if (logger.isLevelEnabled(lvl)) logger.log(lvl, msg, { component, ...meta });
+  };
   return {
     error: emit('error'),
     warn: emit('warn'),
