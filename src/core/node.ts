@@ -142,7 +142,8 @@ export class KoiNode {
     this.runner = self.runner
       ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++, setup.nowMs, this.state.maintenance)
       : null;
-    const electors = setup.peers.filter((x) => x.elector).length;
+    // Peers not heard from yet may be electors: count them, as the default quorum does.
+    const electors = this.possibleElectors();
     if (p.quorum <= electors / 2) {
       this.out.events.push({
         kind: 'warning',
@@ -313,7 +314,7 @@ export class KoiNode {
   private onHeartbeat(from: NodeName, msg: Extract<Message, { kind: 'heartbeat' }>): void {
     if (this.role === 'leader' && from !== this.name) {
       // Only a quorum smaller than a majority lets two leaders share an epoch.
-      if (this.params.quorum > this.electors().length / 2) throw new Error(`two leaders in epoch ${msg.epoch}: ${this.name} and ${from}`);
+      if (this.params.quorum > this.possibleElectors() / 2) throw new Error(`two leaders in epoch ${msg.epoch}: ${this.name} and ${from}`);
       if (outranks(this.self, this.peers.get(from)!)) return;
       this.stepDown(`${from} leads epoch ${msg.epoch} too and outranks us`);
     }
@@ -414,6 +415,13 @@ export class KoiNode {
   /** 0 for the highest-ranked elector, 1 for the next, ... */
   private rankIndex(): number {
     return this.electors().filter((p) => outranks(p, this.self)).length;
+  }
+
+  /** Electors, counting the peers not heard from yet (they may be electors). */
+  private possibleElectors(): number {
+    let n = 0;
+    for (const p of this.peers.values()) if (p.elector || !this.heard.has(p.name)) n++;
+    return n;
   }
 
   private electors(): PeerInfo[] {
