@@ -150,10 +150,13 @@ test('a promote that hangs past promote_timeout is killed and counts as a failur
     c.startNode('n1');
     await c.waitFor('failed', (x) => x.nodes[0]!.state === 'failed', 10_000);
     const e = events(c);
-    assert.ok(e.includes('db promote end TERM'), e.join('\n'));
-    assert.match(c.log('n1'), /db\/promote ran past its time limit: SIGTERM/);
+    const log = c.log('n1');
+    assert.match(log, /db\/promote ran past its time limit: SIGTERM/);
+    // The script's TERM trap writes its end line, unless the grace ran out first on a loaded machine.
+    const killed = /db\/promote ran past its time limit: SIGKILL/.test(log);
+    assert.ok(e.includes('db promote end TERM') || killed, e.join('\n'));
     const f = JSON.parse((await c.koi(['failures', '--json'])).stdout) as { event: string; signal: string | null; exitCode: number | null }[];
-    assert.ok(f.some((r) => r.event === 'promote' && (r.signal === 'SIGTERM' || r.exitCode === 143)));
+    assert.ok(f.some((r) => r.event === 'promote' && (r.signal === 'SIGTERM' || r.signal === 'SIGKILL' || r.exitCode === 143)), JSON.stringify(f));
   } finally {
     await c.stop();
   }
