@@ -81,8 +81,12 @@ const settled = (s: StatusJson) => {
   const m = s.nodes.find((n) => n.name === s.cluster.master);
   return s.cluster.leader !== null && m !== undefined && m.state === 'master' && m.services.every((x) => x.state === 'promoted');
 };
-/** Settled, and every other runner started (so any of them can be promoted). */
-const allReady = (s: StatusJson) => settled(s) && s.nodes.every((n) => n.state === 'master' || n.state === 'slave');
+/**
+ * Settled, every other runner started (so any of them can be promoted), and
+ * led by n1, the highest priority: a late n1 would otherwise take over in the
+ * middle of a measurement (or be killed as "the leader" while it is not).
+ */
+const allReady = (s: StatusJson) => settled(s) && s.cluster.leader === 'n1' && s.nodes.every((n) => n.state === 'master' || n.state === 'slave');
 
 async function promote(c: Cluster, node: string): Promise<void> {
   const client = connect(`127.0.0.1:${c.nodes[0]!.port}`, c.config);
