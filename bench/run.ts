@@ -9,7 +9,8 @@ import type { LocalJson, StatusJson } from '../src/admin-types';
 import { loadConfig } from '../src/config/load';
 import type { KoiConfig } from '../src/config/config';
 import { connect } from '../src/cli/lazy';
-import { KOI, REPO, startNode, stopAll, writeCluster, type LocalNode } from '../src/demo/local-cluster';
+import { DAEMON_NODE_FLAGS, KOI, REPO, startNode, stopAll, writeCluster, type LocalNode } from '../src/demo/local-cluster';
+import { grpcFloor } from './grpc-floor';
 
 const RUNS = Number(process.env.KOI_BENCH_RUNS ?? 3);
 const SECRET = 'bench-secret-0123456789abcdef';
@@ -259,6 +260,12 @@ async function main(): Promise<void> {
       row(`koi status wall time, ${label}`, `${st.toFixed(0)}ms = ${(st / base).toFixed(2)} × node -e 0 (${base.toFixed(0)}ms)`, '≤ 3 ×', st / base <= 3);
     }
     await close(c);
+  }
+
+  // The floor under the per-heartbeat cost: grpc-js alone, no koi code.
+  {
+    const [client, server] = await grpcFloor(2000, DAEMON_NODE_FLAGS);
+    row('grpc-js alone: one stream message and its echo, CPU of client / server', `${client.toFixed(0)} / ${server.toFixed(0)} µs`, '(no target)', null);
   }
 
   process.stdout.write('\nsummary\n');
