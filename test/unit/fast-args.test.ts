@@ -2,19 +2,11 @@
 // accepts exactly as yargs does, and leave everything else to yargs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseFast } from '../../src/cli/fast-args';
+import { parseFast, type FastArgs } from '../../src/cli/fast-args';
 import { parser } from '../../src/cli/main';
 
-interface Parsed {
-  command: string;
-  node?: string;
-  file?: string[];
-  host?: string;
-  port?: number;
-  timeout: number;
-  json: boolean;
-  color: boolean;
-}
+/** What either parser made of a command line. */
+type Parsed = FastArgs;
 
 async function viaYargs(args: string[]): Promise<Parsed> {
   let got: Record<string, unknown> | null = null;
@@ -24,7 +16,7 @@ async function viaYargs(args: string[]): Promise<Parsed> {
   assert.ok(got !== null, `yargs ran no command for ${args.join(' ')}`);
   const a = got as Record<string, unknown>;
   const f = a.file as string | string[] | undefined;
-  const out: Parsed = { command: String((a._ as unknown[])[0]), timeout: a.timeout as number, json: a.json as boolean, color: a.color as boolean };
+  const out: Parsed = { command: String((a._ as unknown[])[0]) as Parsed['command'], timeout: a.timeout as number, json: a.json as boolean, color: a.color as boolean };
   if (a.node !== undefined) out.node = a.node as string;
   if (f !== undefined) out.file = Array.isArray(f) ? f : [f];
   if (a.host !== undefined) out.host = a.host as string;
