@@ -11,7 +11,9 @@ import { koi, tempDir, TestCluster } from './harness';
 test('koi watch streams numbered events; a switchover shows up', async () => {
   const c = await TestCluster.start();
   try {
-    await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 8000);
+    // Watch n1 once it leads: decisions such as master-designated are the leader's events
+    // (a late n1 takes over after the settle period).
+    await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 12_000);
     const w = spawn(process.execPath, [KOI, '-f', c.node('n1').conf, 'watch', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     w.stdout.on('data', (d: Buffer) => (out += d.toString()));
