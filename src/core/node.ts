@@ -229,6 +229,11 @@ export class KoiNode {
     return this.role === 'leader';
   }
 
+  /** Whether this node's hello has arrived (its roles in `peers` are facts). */
+  knowsRoles(name: NodeName): boolean {
+    return this.heard.has(name);
+  }
+
   leaderViews(): ReadonlyMap<NodeName, NodeView> | null {
     return this.lead?.views ?? null;
   }

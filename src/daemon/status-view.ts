@@ -37,8 +37,7 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
     const report = self && core.runner ? core.runner.report(nowMs) : (v?.report ?? null);
     // A peer never heard from has unknown roles; like the default quorum,
     // count it as an elector so the total does not shrink while it is down.
-    const neverHeard = !self && !peer.elector && !peer.runner && lastSeenMs === null;
-    if (peer.elector || neverHeard) {
+    if (peer.elector || !core.knowsRoles(addr.name)) {
       electors++;
       if (reachable) reachableElectors++;
     }
