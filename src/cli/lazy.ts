@@ -2,14 +2,12 @@
 // `koi keygen` stay fast, and so does --help.
 import type * as ClientModule from '../transport/h2-admin-client';
 import type * as AuthModule from '../transport/auth';
-import type { KoiConfig } from '../config/config';
+import { tlsFiles, type KoiConfig } from '../config/config';
 
 export function connect(address: string, c: KoiConfig): ClientModule.H2AdminClient {
   const { H2AdminClient } = require('../transport/h2-admin-client') as typeof ClientModule;
   const { Authenticator } = require('../transport/auth') as typeof AuthModule;
-  const { tlsCert, tlsKey, tlsCa } = c.cluster;
-  const tls = tlsCert !== null && tlsKey !== null && tlsCa !== null ? { cert: tlsCert, key: tlsKey, ca: tlsCa } : null;
-  return new H2AdminClient(address, new Authenticator(c.cluster.secret, c.cluster.id, 'koi'), tls);
+  return new H2AdminClient(address, new Authenticator(c.cluster.secret, c.cluster.id, 'koi'), tlsFiles(c));
 }
 
 export function newSecret(): string {

@@ -110,3 +110,15 @@ export function selfPeer(c: KoiConfig): PeerAddress {
   if (p === undefined) throw new Error(`node ${c.node.name} is not in [cluster] transport`);
   return p;
 }
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+/** The TLS files, when all three are configured (TLS is off otherwise). */
+export function tlsFiles(c: Pick<KoiConfig, 'cluster'>): TlsFiles | null {
+  const { tlsCert, tlsKey, tlsCa } = c.cluster;
+  return tlsCert !== null && tlsKey !== null && tlsCa !== null ? { cert: tlsCert, key: tlsKey, ca: tlsCa } : null;
+}

@@ -43,8 +43,6 @@ export interface NodeSetup {
   incarnation: number;
   nowMs: number;
   persisted: PersistedState | null;
-  /** The roles in `peers` are facts (tests); otherwise only after setPeerInfo. */
-  rolesKnown?: boolean;
 }
 
 interface Campaign {
@@ -127,8 +125,8 @@ export class KoiNode {
     const self = this.peers.get(setup.self);
     if (self === undefined) throw new Error(`node ${setup.self} is not among the peers`);
     this.self = self;
+    // A peer's roles in `peers` are facts only once its hello arrives (setPeerInfo).
     this.heard.add(setup.self);
-    if (setup.rolesKnown === true) for (const x of setup.peers) this.heard.add(x.name);
     this.incarnation = setup.incarnation;
     const p = setup.params;
     this.quorumWindowMs = Math.min(p.leaderTimeoutMs, Math.max(2 * p.heartbeatIntervalMs, p.leaderTimeoutMs / 2));

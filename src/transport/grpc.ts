@@ -1,7 +1,7 @@
 // Channel options and credentials shared by koinode and koi.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { KoiConfig } from '../config/config';
+import { tlsFiles, type KoiConfig } from '../config/config';
 
 /** Keepalives find a dead TCP peer; the protocol's own timeouts decide roles. */
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -15,13 +15,13 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 export function serverCredentials(c: KoiConfig): grpc.ServerCredentials {
-  const { tlsCert, tlsKey, tlsCa } = c.cluster;
-  if (tlsCert === null || tlsKey === null || tlsCa === null) return grpc.ServerCredentials.createInsecure();
-  return grpc.ServerCredentials.createSsl(readFileSync(tlsCa), [{ private_key: readFileSync(tlsKey), cert_chain: readFileSync(tlsCert) }], true);
+  const t = tlsFiles(c);
+  if (t === null) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(readFileSync(t.ca), [{ private_key: readFileSync(t.key), cert_chain: readFileSync(t.cert) }], true);
 }
 
 export function channelCredentials(c: Pick<KoiConfig, 'cluster'>): grpc.ChannelCredentials {
-  const { tlsCert, tlsKey, tlsCa } = c.cluster;
-  if (tlsCert === null || tlsKey === null || tlsCa === null) return grpc.credentials.createInsecure();
-  return grpc.credentials.createSsl(readFileSync(tlsCa), readFileSync(tlsKey), readFileSync(tlsCert));
+  const t = tlsFiles(c);
+  if (t === null) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(readFileSync(t.ca), readFileSync(t.key), readFileSync(t.cert));
 }

@@ -6,18 +6,13 @@
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import type { AdminRequest, AdminResponse } from '../admin-types';
+import type { TlsFiles } from '../config/config';
 import { AuthError, UnreachableError } from '../errors';
 import type { Authenticator, Envelope } from './auth';
 import { decodeEnvelope, encodeEnvelope } from './envelope-codec';
 import { Code, fromStatus } from './status';
 
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-
-export interface TlsFiles {
-  cert: string;
-  key: string;
-  ca: string;
-}
 
 /** Splits a byte stream into gRPC length-prefixed messages. */
 export class MessageFramer {
@@ -107,7 +102,7 @@ export class H2AdminClient {
         if (e instanceof Error) reject(e);
         else resolve(e);
       };
-      const unreachable = () => new UnreachableError(`no node answered at ${this.address} within ${Math.round(timeoutMs / 100) / 10}s — is koinode running?`);
+      const unreachable = () => fromStatus(Code.UNAVAILABLE, '', this.address, timeoutMs);
       const timer = timeoutMs > 0 ? setTimeout(() => {
         stream?.close(http2.constants.NGHTTP2_CANCEL);
         finish(unreachable());
