@@ -2,7 +2,7 @@
 // `npm run demo`, the integration tests, the fault-injection run and the
 // benchmarks. No root, no /etc.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -162,6 +162,24 @@ export function killWithScripts(n: LocalNode): void {
     }
   }
   p.kill('SIGKILL');
+}
+
+/**
+ * Pids of the processes whose environment contains `marker` (Linux /proc).
+ * Scripts inherit koinode's environment, and so do daemons they start in a
+ * session of their own, which killing process groups cannot reach.
+ */
+export function processesWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/environ`, 'utf8').includes(marker)) out.push(Number(p));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return out;
 }
 
 /** SIGTERM (graceful) every running koinode and wait for them to exit. */

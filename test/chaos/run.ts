@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import type { StatusJson } from '../../src/admin-types';
 import { loadConfig } from '../../src/config/load';
 import { connect } from '../../src/cli/lazy';
-import { freePorts, KOI, killWithScripts, REPO, startNode, writeCluster, type LocalNode } from '../../src/demo/local-cluster';
+import { freePorts, KOI, killWithScripts, processesWith, REPO, startNode, writeCluster, type LocalNode } from '../../src/demo/local-cluster';
 import { Rng } from '../sim/rng';
 import { RelayMesh } from './relay';
 import { checkJournal, parseJournal, type JournalReport } from './journal';
@@ -53,19 +53,6 @@ rm -f "$dir"/running-"$1"-*
 printf '%s %s * fence - -\\n' "$(date +%s%N)" "$1" >> "$dir/journal"
 exit 0
 `;
-
-function processesWith(marker: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/environ`, 'utf8').includes(marker)) out.push(Number(p));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 function zombieChildren(pid: number): number[] {
   const out: number[] = [];

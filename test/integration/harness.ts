@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StatusJson } from '../../src/admin-types';
-import { KOI, killWithScripts, REPO, startNode, stopAll, writeCluster, type LocalNode, type NodeSpec } from '../../src/demo/local-cluster';
+import { KOI, killWithScripts, processesWith, REPO, startNode, writeCluster, type LocalNode, type NodeSpec } from '../../src/demo/local-cluster';
 
 export const FAST = {
   time: { heartbeat_interval: '100ms', leader_timeout: '500ms', master_lease: '1s', status_interval: '1s' },
@@ -139,9 +139,24 @@ export class TestCluster {
     return readFileSync(this.node(name).log, 'utf8');
   }
 
+  /**
+   * Kill everything this cluster started: koinodes, the scripts they were
+   * running (an orphaned recorder would re-create the journal while the
+   * directory is being removed) and daemons the scripts started, then remove
+   * the directory.
+   */
   async stop(): Promise<void> {
-    await stopAll(this.nodes, 'SIGKILL', 2000);
-    rmSync(this.root, { recursive: true, force: true });
+    const exited = this.nodes.map((n) => (n.proc === null || n.proc.exitCode !== null || n.proc.signalCode !== null ? Promise.resolve() : new Promise((r) => n.proc!.once('exit', r))));
+    for (const n of this.nodes) killWithScripts(n);
+    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 5000))]);
+    for (const pid of processesWith(`KOI_JOURNAL=${this.journal}`)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    rmSync(this.root, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
 }
 
