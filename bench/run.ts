@@ -1,7 +1,7 @@
 // npm run bench: the figures of SPEC section 9, each measured several times
 // on real koinodes on 127.0.0.1 with the default timings; medians printed,
 // ratios measured against references taken in the same run.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +119,30 @@ function cpuTicks(pid: number): number {
   return Number(parts[11]) + Number(parts[12]);
 }
 
+/** Main thread of `pid`: nanoseconds on a CPU and times it was scheduled in (wake-ups). */
+function schedstat(pid: number): { runNs: number; slices: number } {
+  const [run, , slices] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+  return { runNs: run!, slices: slices! };
+}
+
+/**
+ * What one wake-up of an idle Node process costs on this machine: an empty
+ * 10 Hz timer with the daemon's flags, measured from the scheduler's own
+ * accounting. Busy-free wake-ups are the floor under every heartbeat.
+ */
+async function wakeFloorUs(): Promise<number> {
+  const p = spawn(process.execPath, [...DAEMON_NODE_FLAGS, '-e', 'setInterval(() => {}, 100)'], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+    const a = schedstat(p.pid!);
+    await new Promise((r) => setTimeout(r, 10_000));
+    const b = schedstat(p.pid!);
+    return (b.runNs - a.runNs) / 1000 / (b.slices - a.slices);
+  } finally {
+    p.kill('SIGKILL');
+  }
+}
+
 function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
@@ -222,7 +246,7 @@ async function main(): Promise<void> {
     row('idle koinode resident memory (3 services)', `${(rss / 1024).toFixed(1)} MB`, '≤ 55 MB', rss / 1024 <= 55);
     await close(c);
   }
-  const cpuAndBytes: Record<number, { cpu: number; bytes: number }> = {};
+  const cpuAndBytes: Record<number, { cpu: number; bytes: number; wakeups: number }> = {};
   for (const n of [3, 5, 9]) {
     const c = await cluster(n, { services: 3 });
     await waitFor(c, settled, 15_000);
@@ -231,21 +255,30 @@ async function main(): Promise<void> {
     const L = c.nodes.find((x) => x.name === leaderName)!;
     const secs = n === 5 ? 30 : 15;
     const t0 = cpuTicks(L.proc!.pid!);
+    const s0 = schedstat(L.proc!.pid!);
     const b0 = (await ask<LocalJson>(c, L, 'local'))!.traffic;
     const w0 = Date.now();
     await new Promise((r) => setTimeout(r, secs * 1000));
     const t1 = cpuTicks(L.proc!.pid!);
+    const s1 = schedstat(L.proc!.pid!);
     const b1 = (await ask<LocalJson>(c, L, 'local'))!.traffic;
     const elapsed = (Date.now() - w0) / 1000;
     const cpu = ((t1 - t0) / 100 / elapsed) * 100;
     const bytes = (b1.bytesSent - b0.bytesSent) / elapsed;
-    cpuAndBytes[n] = { cpu, bytes };
-    process.stdout.write(`  ${n} nodes: leader CPU ${cpu.toFixed(2)}% of a core, leader sends ${(bytes / 1024).toFixed(1)} KB/s (${secs}s)\n`);
+    const wakeups = (s1.slices - s0.slices) / elapsed;
+    cpuAndBytes[n] = { cpu, bytes, wakeups };
+    process.stdout.write(`  ${n} nodes: leader CPU ${cpu.toFixed(2)}% of a core, ${wakeups.toFixed(0)} wake-ups/s, leader sends ${(bytes / 1024).toFixed(1)} KB/s (${secs}s)\n`);
     await close(c);
   }
   row('CPU of the leader of an idle 5-node cluster', `${cpuAndBytes[5]!.cpu.toFixed(2)}%`, '≤ 1% of one core', cpuAndBytes[5]!.cpu <= 1);
   row('bytes sent by the leader per second (3 / 5 / 9 nodes)', [3, 5, 9].map((n) => `${(cpuAndBytes[n]!.bytes / 1024).toFixed(1)} KB/s`).join(' / '), '(no target)', null);
   row('leader CPU growth (3 / 5 / 9 nodes)', [3, 5, 9].map((n) => `${cpuAndBytes[n]!.cpu.toFixed(2)}%`).join(' / '), '(no target)', null);
+  row('leader wake-ups per second (3 / 5 / 9 nodes)', [3, 5, 9].map((n) => cpuAndBytes[n]!.wakeups.toFixed(0)).join(' / '), '(no target)', null);
+  {
+    const us = await wakeFloorUs();
+    const w = cpuAndBytes[5]!.wakeups;
+    row('one wake-up of an idle Node process (empty 10 Hz timer)', `${us.toFixed(0)} µs; × the 5-node leader's ${w.toFixed(0)}/s = ${((us * w) / 1e4).toFixed(2)}% before any work`, '(no target)', null);
+  }
 
   // koi status wall time against node -e 0, with and without NODE_EXTRA_CA_CERTS.
   {

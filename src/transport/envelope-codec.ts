@@ -3,40 +3,51 @@
 // agrees with @grpc/proto-loader.
 import type { Envelope } from './auth';
 
-function varint(n: number, out: number[]): void {
+function varintBytes(n: number): number {
+  let k = 1;
   while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+    k++;
+  }
+  return k;
+}
+
+function writeVarint(buf: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n % 0x80) | 0x80;
     n = Math.floor(n / 0x80);
   }
-  out.push(n);
+  buf[at++] = n;
+  return at;
 }
 
-function field(no: number, wire: 0 | 2, out: number[]): void {
-  varint(no * 8 + wire, out);
-}
+// Field keys (field number * 8 + wire type), each one byte.
+const FROM = 0x0a, CLUSTER = 0x10, TS = 0x18, NONCE = 0x22, BODY = 0x2a, MAC = 0x32;
 
-/** Every field is written, even when empty, as protobufjs does for set fields. */
+/**
+ * Every field is written, even when empty, as protobufjs does for set
+ * fields. One allocation: this runs for every heartbeat and reply.
+ */
 export function encodeEnvelope(e: Envelope): Buffer {
-  const parts: Buffer[] = [];
-  const num = (no: number, v: number) => {
-    const h: number[] = [];
-    field(no, 0, h);
-    varint(v, h);
-    parts.push(Buffer.from(h));
-  };
-  const bytes = (no: number, b: Buffer) => {
-    const h: number[] = [];
-    field(no, 2, h);
-    varint(b.length, h);
-    parts.push(Buffer.from(h), b);
-  };
-  bytes(1, Buffer.from(e.from, 'utf8'));
-  num(2, e.cluster);
-  num(3, Number(e.ts_ms));
-  bytes(4, e.nonce);
-  bytes(5, e.body);
-  bytes(6, e.mac);
-  return Buffer.concat(parts);
+  const fromBytes = Buffer.byteLength(e.from, 'utf8');
+  const ts = Number(e.ts_ms);
+  const lenOf = (n: number) => 1 + varintBytes(n) + n;
+  const size = lenOf(fromBytes) + 1 + varintBytes(e.cluster) + 1 + varintBytes(ts) + lenOf(e.nonce.length) + lenOf(e.body.length) + lenOf(e.mac.length);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  out[at++] = FROM;
+  at = writeVarint(out, at, fromBytes);
+  at += out.write(e.from, at, 'utf8');
+  out[at++] = CLUSTER;
+  at = writeVarint(out, at, e.cluster);
+  out[at++] = TS;
+  at = writeVarint(out, at, ts);
+  for (const [key, b] of [[NONCE, e.nonce], [BODY, e.body], [MAC, e.mac]] as const) {
+    out[at++] = key;
+    at = writeVarint(out, at, b.length);
+    at += b.copy(out, at);
+  }
+  return out;
 }
 
 export function decodeEnvelope(buf: Buffer): Envelope {

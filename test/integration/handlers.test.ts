@@ -136,8 +136,11 @@ test('fence: called with the node name and address; success shortens failover, f
       c.kill9('n3');
       await c.waitFor('new master', (x) => x.cluster.master !== null && x.cluster.master !== 'n3' && c.settled(x), 15_000);
       const took = Date.now() - t0;
-      const fenced = readFileSync(join(c.root, 'fenced'), 'utf8').trim().split('\n')[0]!.split(' ');
-      assert.equal(fenced[0], 'n3');
+      // On a loaded machine another node may have missed its heartbeats and
+      // been fenced before: look for n3's call.
+      const calls = readFileSync(join(c.root, 'fenced'), 'utf8').trim().split('\n');
+      const fenced = (calls.find((l) => l.startsWith('n3 ')) ?? '').split(' ');
+      assert.equal(fenced[0], 'n3', `the fence was called for n3: ${calls.join(' | ')}`);
       assert.equal(fenced[1], `127.0.0.1:${c.node('n3').port}`);
       assert.equal(fenced[2], 'n3', 'KOI_NODE names the fenced node');
       // Whichever node led ran the fence (n1, unless it started late).
