@@ -70,6 +70,12 @@ interface Leadership {
   lastQuorumMs: number;
   pending: PendingReply[];
   fences: Map<number, NodeName>;
+  /**
+   * State version that designated the current master in this leadership,
+   * until a quorum of electors holds it; null once it does, and for a master
+   * inherited with the leadership.
+   */
+  designationPending: { versionEpoch: number; versionSeq: number } | null;
 }
 
 export interface NodeStats {
@@ -301,6 +307,9 @@ export class KoiNode {
     this.role = 'follower';
     this.campaign = null;
     this.setLeader(null);
+    // Someone is running or leading in that epoch: give its heartbeat a
+    // leader_timeout to arrive before campaigning over it.
+    this.lastLeaderMs = this.nowMs;
     this.persistDirty = true;
   }
 
@@ -325,6 +334,10 @@ export class KoiNode {
       this.role = 'follower';
       this.campaign = null;
     }
+    // A pre-vote started before this leader's first heartbeat would otherwise
+    // go on to a real campaign and unseat it. A takeover keeps running: it
+    // is meant to replace a live leader.
+    if (this.campaign !== null && !this.campaign.takeover) this.campaign = null;
     this.setLeader(from);
     if (msg.seq <= this.heartbeatSeqSeen) {
       this.stats.duplicateDropped++;
@@ -340,7 +353,7 @@ export class KoiNode {
     const committed = compareVersion(this.state, { versionEpoch: msg.commitVersionEpoch, versionSeq: msg.commitVersionSeq }) <= 0;
     this.runner?.onHeartbeat(
       this.nowMs,
-      { epoch: msg.epoch, master: msg.master, masterEpoch: msg.masterEpoch, grant: msg.grant },
+      { epoch: msg.epoch, seq: msg.seq, master: msg.master, masterEpoch: msg.masterEpoch, grant: msg.grant },
       this.state,
       committed,
     );
@@ -351,6 +364,7 @@ export class KoiNode {
   private ackMessage(seq: number, echoSentMs: number, withReport: boolean): Message {
     const report = withReport && this.runner ? this.runner.report(this.nowMs) : null;
     if (report) this.lastReportKey = reportKey(report);
+    if (report !== null && !report.holding) this.runner!.reportedFree(seq);
     return {
       kind: 'ack',
       epoch: this.epoch,
@@ -512,6 +526,9 @@ export class KoiNode {
     this.setLeader(null);
     // Voting counts as acknowledging: later leaders must wait out our grantee too.
     this.lastAckMs = this.nowMs;
+    // And it restarts our election timer, as in Raft: the grantee gets a
+    // leader_timeout to win and send its first heartbeat.
+    this.lastLeaderMs = this.nowMs;
     this.persistDirty = true;
     this.send(from, reply);
   }
@@ -580,6 +597,7 @@ export class KoiNode {
       lastQuorumMs: now,
       pending: [],
       fences: new Map(),
+      designationPending: null,
     };
     this.out.events.push({ kind: 'leader-elected', epoch: this.epoch, leader: this.name });
     this.leaderTick();
@@ -597,6 +615,23 @@ export class KoiNode {
   }
 
   // ---- leader side -----------------------------------------------------------
+
+  /** The master's designation is committed: its lease may be renewed. */
+  private mayGrant(): boolean {
+    return this.lead!.designationPending === null || this.designationCommitted();
+  }
+
+  private designationCommitted(): boolean {
+    const pending = this.lead!.designationPending;
+    return pending !== null && compareVersion(this.commitVersion(), pending) >= 0;
+  }
+
+  /** Runners other than `name` that may still hold the master role. */
+  private otherHolders(ctx: MasterContext, name: NodeName): NodeName[] {
+    const out: NodeName[] = [];
+    for (const p of this.peers.values()) if (p.name !== name && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name)) out.push(p.name);
+    return out;
+  }
 
   private masterContext(): MasterContext {
     const lead = this.lead!;
@@ -649,7 +684,11 @@ export class KoiNode {
   private sendHeartbeats(): void {
     const lead = this.lead!;
     const now = this.nowMs;
-    const quorate = this.hasQuorum();
+    // A lease goes out only for a designation a quorum of electors holds, so
+    // that every later leader inherits it: one that reached no voter of the
+    // next leader must never have let its runner promote (seed 18420).
+    const master = this.state.master;
+    const grantable = this.hasQuorum() && master !== null && this.mayGrant();
     const commit = this.commitVersion();
     lead.seq += 1;
     lead.lastHeartbeatMs = now;
@@ -658,7 +697,7 @@ export class KoiNode {
     for (const p of this.peers.values()) {
       const v = lead.views.get(p.name)!;
       let grant = null;
-      if (quorate && this.state.master === p.name && v.echoNowMs !== null && v.incarnation !== null) {
+      if (grantable && master === p.name && v.echoNowMs !== null && v.incarnation !== null) {
         grant = { echoMs: v.echoNowMs, incarnation: v.incarnation };
         v.lastGrantMs = Math.max(v.lastGrantMs ?? -Infinity, v.echoRecvMs);
         v.lastGrantSeq = lead.seq;
@@ -721,8 +760,14 @@ export class KoiNode {
       v.reportSeq = msg.seq;
       this.recordFailures(msg.report);
     }
-    // A master not yet renewed in this leadership gets its grant without waiting a period.
+    // A master not yet renewed in this leadership gets its grant without
+    // waiting a period; a designation this ack committed, without even
+    // waiting for the next tick.
     if (from === this.state.master && v.lastGrantSeq < 0) lead.heartbeatDue = true;
+    if (this.designationCommitted()) {
+      lead.designationPending = null;
+      lead.heartbeatDue = true;
+    }
     const current = compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, this.state) >= 0;
     if (current && !this.state.maintenance && this.state.frozenHolders.includes(from)) {
       // It now knows maintenance is off and demotes within demote_timeout from here.
@@ -764,7 +809,7 @@ export class KoiNode {
     }
     const cand = this.state.target ?? chooseMaster(ctx);
     if (cand === null) return;
-    const blockers = [...this.peers.values()].filter((p) => p.name !== cand && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name));
+    const blockers = this.otherHolders(ctx, cand);
     if (blockers.length === 0) {
       const reason = this.state.target === cand ? 'koi promote' : 'automatic choice';
       this.changeState(`master ${cand} designated`, (s) => {
@@ -772,18 +817,19 @@ export class KoiNode {
         s.masterEpoch = this.epoch;
         if (s.target === cand) s.target = null;
       });
+      this.lead.designationPending = { versionEpoch: this.state.versionEpoch, versionSeq: this.state.versionSeq };
       this.out.events.push({ kind: 'master-designated', epoch: this.epoch, master: cand, reason });
       return;
     }
     if (!this.params.fenceConfigured) return;
     for (const b of blockers) {
-      const v = this.lead.views.get(b.name)!;
-      if (!presumedDown(ctx, b.name) || v.fenceInFlight) continue;
+      const v = this.lead.views.get(b)!;
+      if (!presumedDown(ctx, b) || v.fenceInFlight) continue;
       v.fenceInFlight = true;
       const fenceId = this.nextFenceId++;
-      this.lead.fences.set(fenceId, b.name);
-      this.out.fences.push({ fenceId, node: b.name });
-      this.out.events.push({ kind: 'fence-requested', node: b.name });
+      this.lead.fences.set(fenceId, b);
+      this.out.fences.push({ fenceId, node: b });
+      this.out.events.push({ kind: 'fence-requested', node: b });
     }
   }
 

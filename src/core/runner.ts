@@ -39,6 +39,8 @@ export interface RunnerOutput {
 
 export interface LeaderView {
   epoch: number;
+  /** The heartbeat's sequence number in its leadership. */
+  seq: number;
   master: NodeName | null;
   masterEpoch: number;
   grant: LeaseGrant | null;
@@ -117,8 +119,31 @@ export class Runner {
     return nowMs < this.leaseUntilMs;
   }
 
+  /**
+   * The leader takes "I hold nothing", said after its last grant, as proof
+   * that this runner is free, and may then designate another. So holding
+   * may begin again only on a grant at least as new as that report; an
+   * older lease still running keeps a holder going but starts nothing.
+   */
+  private grantSeq = -1;
+  private freeSeq = -1;
+
+  /** The ack for heartbeat `seq` said this runner holds nothing. */
+  reportedFree(seq: number): void {
+    this.freeSeq = Math.max(this.freeSeq, seq);
+  }
+
+  private mayStartHolding(): boolean {
+    return this.grantSeq >= 0 && this.grantSeq >= this.freeSeq;
+  }
+
   /** A heartbeat of the leader we follow arrived. */
   onHeartbeat(nowMs: number, hb: LeaderView, state: ClusterState, committed: boolean): void {
+    if (hb.epoch !== this.epoch) {
+      // Sequence numbers are per leadership: a new leader's grants start afresh.
+      this.grantSeq = -1;
+      this.freeSeq = -1;
+    }
     this.epoch = hb.epoch;
     if (!this.following) this.changes++;
     this.following = true;
@@ -127,6 +152,7 @@ export class Runner {
     this.masterEpoch = hb.masterEpoch;
     if (this.designated && hb.grant !== null && hb.grant.incarnation === this.incarnation) {
       this.leaseUntilMs = Math.max(this.leaseUntilMs, hb.grant.echoMs + this.params.masterLeaseMs);
+      this.grantSeq = hb.seq;
     }
     this.applyState(nowMs, state, committed);
   }
@@ -181,7 +207,7 @@ export class Runner {
   private target(nowMs: number): ServiceTarget {
     if (this.failed || this.adminStopped || this.shuttingDown) return 'stopped';
     if (this.urgent) return 'started';
-    if (this.designated && this.leaseValid(nowMs)) return 'promoted';
+    if (this.designated && this.leaseValid(nowMs) && (this.holding() || this.mayStartHolding())) return 'promoted';
     return 'started';
   }
 

@@ -33,6 +33,9 @@ export interface ScriptModel {
   crashP: number;
 }
 
+/** Trace lines kept (the tail); KOI_SIM_TAIL asks for more when replaying a seed. */
+const TRACE_KEEP = Math.max(300, Number(process.env.KOI_SIM_TAIL ?? 0));
+
 export interface LinkState {
   cut: boolean;
   lossP: number;
@@ -205,7 +208,7 @@ export class World {
 
   private log(text: string): void {
     this.trace.push(`${this.nowMs.toFixed(1).padStart(9)} ${text}`);
-    if (this.trace.length > 400) this.trace.splice(0, this.trace.length - 300);
+    if (this.trace.length > TRACE_KEEP + 100) this.trace.splice(0, this.trace.length - TRACE_KEEP);
   }
 
   private boot(name: NodeName): void {
