@@ -626,13 +626,6 @@ export class KoiNode {
     return pending !== null && compareVersion(this.commitVersion(), pending) >= 0;
   }
 
-  /** Runners other than `name` that may still hold the master role. */
-  private otherHolders(ctx: MasterContext, name: NodeName): NodeName[] {
-    const out: NodeName[] = [];
-    for (const p of this.peers.values()) if (p.name !== name && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name)) out.push(p.name);
-    return out;
-  }
-
   private masterContext(): MasterContext {
     const lead = this.lead!;
     return {
@@ -760,9 +753,9 @@ export class KoiNode {
       v.reportSeq = msg.seq;
       this.recordFailures(msg.report);
     }
-    // A master not yet renewed in this leadership gets its grant without
-    // waiting a period; a designation this ack committed, without even
-    // waiting for the next tick.
+    // A master not yet renewed in this leadership gets its grant at the next
+    // tick rather than a heartbeat period later, and so does a designation
+    // this ack committed.
     if (from === this.state.master && v.lastGrantSeq < 0) lead.heartbeatDue = true;
     if (this.designationCommitted()) {
       lead.designationPending = null;
@@ -809,7 +802,7 @@ export class KoiNode {
     }
     const cand = this.state.target ?? chooseMaster(ctx);
     if (cand === null) return;
-    const blockers = this.otherHolders(ctx, cand);
+    const blockers = [...this.peers.values()].filter((p) => p.name !== cand && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name));
     if (blockers.length === 0) {
       const reason = this.state.target === cand ? 'koi promote' : 'automatic choice';
       this.changeState(`master ${cand} designated`, (s) => {
@@ -823,13 +816,13 @@ export class KoiNode {
     }
     if (!this.params.fenceConfigured) return;
     for (const b of blockers) {
-      const v = this.lead.views.get(b)!;
-      if (!presumedDown(ctx, b) || v.fenceInFlight) continue;
+      const v = this.lead.views.get(b.name)!;
+      if (!presumedDown(ctx, b.name) || v.fenceInFlight) continue;
       v.fenceInFlight = true;
       const fenceId = this.nextFenceId++;
-      this.lead.fences.set(fenceId, b);
-      this.out.fences.push({ fenceId, node: b });
-      this.out.events.push({ kind: 'fence-requested', node: b });
+      this.lead.fences.set(fenceId, b.name);
+      this.out.fences.push({ fenceId, node: b.name });
+      this.out.events.push({ kind: 'fence-requested', node: b.name });
     }
   }
 
