@@ -189,7 +189,8 @@ export async function stopAll(nodes: LocalNode[], signal: NodeJS.Signals = 'SIGT
       (n) =>
         new Promise<void>((resolve) => {
           const p = n.proc;
-          if (p === null || p.exitCode !== null) return resolve();
+          // Exited already, on its own or by a signal (a killed one has no exit code).
+          if (p === null || p.exitCode !== null || p.signalCode !== null) return resolve();
           const t = setTimeout(() => {
             p.kill('SIGKILL');
             resolve();

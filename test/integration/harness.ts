@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StatusJson } from '../../src/admin-types';
-import { KOI, killWithScripts, processesWith, REPO, startNode, writeCluster, type LocalNode, type NodeSpec } from '../../src/demo/local-cluster';
+import { KOI, killWithScripts, processesWith, REPO, startNode, stopAll, writeCluster, type LocalNode, type NodeSpec } from '../../src/demo/local-cluster';
 
 export const FAST = {
   time: { heartbeat_interval: '100ms', leader_timeout: '500ms', master_lease: '1s', status_interval: '1s' },
@@ -146,9 +146,8 @@ export class TestCluster {
    * the directory.
    */
   async stop(): Promise<void> {
-    const exited = this.nodes.map((n) => (n.proc === null || n.proc.exitCode !== null || n.proc.signalCode !== null ? Promise.resolve() : new Promise((r) => n.proc!.once('exit', r))));
     for (const n of this.nodes) killWithScripts(n);
-    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 5000))]);
+    await stopAll(this.nodes, 'SIGKILL', 5000);
     for (const pid of processesWith(`KOI_JOURNAL=${this.journal}`)) {
       try {
         process.kill(pid, 'SIGKILL');
