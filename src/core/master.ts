@@ -127,6 +127,14 @@ export function confirmedFree(ctx: MasterContext, name: NodeName): boolean {
   return v.report !== null && !v.report.holding && v.reportSeq > v.lastGrantSeq;
 }
 
+/**
+ * What a new leader must see a quorum hold before it renews the master it
+ * inherited: its own first state version (`s` is that state). null: no master.
+ */
+export function inheritedDesignationPending(s: ClusterState): { versionEpoch: number; versionSeq: number } | null {
+  return s.master === null ? null : { versionEpoch: s.versionEpoch, versionSeq: s.versionSeq };
+}
+
 /** Why the designated master must be revoked now, or null to keep it. */
 export function revokeReason(ctx: MasterContext, master: NodeName): string | null {
   if (!mayBeRunner(ctx, master)) return 'not a runner';

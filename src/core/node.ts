@@ -22,6 +22,7 @@ import {
   applyCommand,
   chooseMaster,
   confirmedFree,
+  inheritedDesignationPending,
   mayBeRunner,
   mayHold,
   newView,
@@ -71,9 +72,10 @@ interface Leadership {
   pending: PendingReply[];
   fences: Map<number, NodeName>;
   /**
-   * State version that designated the current master in this leadership,
-   * until a quorum of electors holds it; null once it does, and for a master
-   * inherited with the leadership.
+   * State version naming the current master (its designation in this
+   * leadership, or this leadership's first version for an inherited master),
+   * until a quorum of electors holds it; null once it does. No lease goes
+   * out before.
    */
   designationPending: { versionEpoch: number; versionSeq: number } | null;
 }
@@ -597,7 +599,10 @@ export class KoiNode {
       lastQuorumMs: now,
       pending: [],
       fences: new Map(),
-      designationPending: null,
+      // An inherited master is renewed only once a quorum holds this
+      // leadership's state naming it: the designation may have reached only
+      // a minority before (our own votes can come from such a minority).
+      designationPending: inheritedDesignationPending(this.state),
     };
     this.out.events.push({ kind: 'leader-elected', epoch: this.epoch, leader: this.name });
     this.leaderTick();
