@@ -3,6 +3,7 @@
 import type { AdminCommand, ClusterState, CoreParams, NodeName, PeerInfo, RunnerReport } from './types';
 import { assertNever } from './types';
 import { compareRank, isStopped } from './state';
+import { fenceFailedSinceGrant } from './fencing';
 
 /** The leader's view of one node, rebuilt for every leadership. */
 export interface NodeView {
@@ -34,8 +35,16 @@ export interface NodeView {
   fenceInFlight: boolean;
   /** Last heartbeat round trip (leader clock), for metrics. */
   rttMs: number | null;
-  /** A fence of this node failed in this leadership: fall back to waiting. */
-  fenceFailed: boolean;
+  /**
+   * Heartbeat sequence current when the last failed fence attempt of this
+   * node began (-Infinity: none). That failure lets the leader fall back to
+   * waiting out the grants made before it, never later ones.
+   */
+  fenceFailedSeq: number;
+  /** Failed fence attempts in a row; the next waits `fenceRetryMs` of them. */
+  fenceFailures: number;
+  /** No new fence attempt before this instant (leader clock). */
+  nextFenceMs: number;
 }
 
 export function newView(name: NodeName): NodeView {
@@ -56,7 +65,9 @@ export function newView(name: NodeName): NodeView {
     fencedAtSeq: null,
     fenceInFlight: false,
     rttMs: null,
-    fenceFailed: false,
+    fenceFailedSeq: -Infinity,
+    fenceFailures: 0,
+    nextFenceMs: -Infinity,
   };
 }
 
@@ -112,8 +123,9 @@ export function mayHold(ctx: MasterContext, name: NodeName): boolean {
   if (r !== null && r.holding && reachable(ctx, name)) return true;
   if (ctx.state.frozenHolders.includes(name)) return true;
   // With a fence, timing alone never frees the role: a frozen koinode ignores
-  // its lease. Only a failed fence falls back to waiting.
-  if (ctx.params.fenceConfigured && !v.fenceFailed) return true;
+  // its lease. Only a fence attempt that failed after our last grant falls
+  // back to waiting; a failure before that grant permits nothing.
+  if (ctx.params.fenceConfigured && !fenceFailedSinceGrant(v)) return true;
   const p = ctx.params;
   const lastGrant = Math.max(v.lastGrantMs ?? -Infinity, ctx.oldGrantsBoundMs);
   return ctx.nowMs < lastGrant + p.masterLeaseMs + p.demoteTimeoutMs + p.safetyMarginMs;

@@ -33,6 +33,7 @@ import {
   type MasterContext,
   type NodeView,
 } from './master';
+import { fenceRetryMs } from './fencing';
 import { Runner, sameFailure, type RunnerOutput } from './runner';
 
 export interface NodeSetup {
@@ -70,7 +71,8 @@ interface Leadership {
   oldGrantsBoundMs: number;
   lastQuorumMs: number;
   pending: PendingReply[];
-  fences: Map<number, NodeName>;
+  /** Fence attempts in flight: their target and the heartbeat sequence when they began. */
+  fences: Map<number, { node: NodeName; seq: number }>;
   /**
    * State version naming the current master (its designation in this
    * leadership, or this leadership's first version for an inherited master),
@@ -743,6 +745,9 @@ export class KoiNode {
     v.lastAckedSentMs = Math.max(v.lastAckedSentMs, msg.echoSentMs);
     if (Number.isFinite(msg.echoSentMs)) v.rttMs = this.nowMs - msg.echoSentMs;
     v.lastReplyMs = this.nowMs;
+    // Alive again: a later disappearance gets its fence at once.
+    v.fenceFailures = 0;
+    v.nextFenceMs = -Infinity;
     if (v.incarnation !== msg.incarnation) v.echoNowMs = null;
     v.incarnation = msg.incarnation;
     if (v.echoNowMs === null || msg.nowMs > v.echoNowMs) {
@@ -822,10 +827,10 @@ export class KoiNode {
     if (!this.params.fenceConfigured) return;
     for (const b of blockers) {
       const v = this.lead.views.get(b.name)!;
-      if (!presumedDown(ctx, b.name) || v.fenceInFlight) continue;
+      if (!presumedDown(ctx, b.name) || v.fenceInFlight || this.nowMs < v.nextFenceMs) continue;
       v.fenceInFlight = true;
       const fenceId = this.nextFenceId++;
-      this.lead.fences.set(fenceId, b.name);
+      this.lead.fences.set(fenceId, { node: b.name, seq: this.lead.seq });
       this.out.fences.push({ fenceId, node: b.name });
       this.out.events.push({ kind: 'fence-requested', node: b.name });
     }
@@ -833,14 +838,23 @@ export class KoiNode {
 
   private fenceDone(fenceId: number, ok: boolean): void {
     const lead = this.lead;
-    const node = lead?.fences.get(fenceId);
-    if (lead === null || node === undefined) return;
+    const attempt = lead?.fences.get(fenceId);
+    if (lead === null || attempt === undefined) return;
+    const node = attempt.node;
     lead.fences.delete(fenceId);
     const v = lead.views.get(node)!;
     v.fenceInFlight = false;
-    if (ok) v.fencedAtSeq = lead.seq;
-    else v.fenceFailed = true;
-    this.out.events.push({ kind: 'fence-result', node, ok });
+    if (ok) {
+      v.fencedAtSeq = lead.seq;
+      v.fenceFailures = 0;
+    } else {
+      // This attempt concerns the grants made before it began, and the next
+      // one waits a growing pause instead of running back to back.
+      v.fenceFailedSeq = Math.max(v.fenceFailedSeq, attempt.seq);
+      v.fenceFailures += 1;
+      v.nextFenceMs = this.nowMs + fenceRetryMs(this.params, v.fenceFailures);
+    }
+    this.out.events.push({ kind: 'fence-result', node, ok, retryInMs: ok ? null : v.nextFenceMs - this.nowMs });
     this.decideMaster();
   }
 

@@ -282,7 +282,8 @@ export type CoreEvent =
   | { kind: 'master-revoked'; epoch: number; master: NodeName; reason: string }
   | { kind: 'lease-expired'; node: NodeName }
   | { kind: 'fence-requested'; node: NodeName }
-  | { kind: 'fence-result'; node: NodeName; ok: boolean }
+  /** `retryInMs`: after a failure, the pause before the next attempt. */
+  | { kind: 'fence-result'; node: NodeName; ok: boolean; retryInMs: number | null }
   | { kind: 'runner-failed'; node: NodeName; service: string; event: ScriptEvent }
   | { kind: 'runner-recovered'; node: NodeName; automatic: boolean }
   | { kind: 'state-changed'; what: string }

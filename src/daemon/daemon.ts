@@ -366,7 +366,7 @@ export class Daemon {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      this.log[ok ? 'warn' : 'error']('fence', `fence of ${node}: ${ok ? 'succeeded' : `failed (${why}) — waiting out its lease instead`}`);
+      this.log[ok ? 'warn' : 'error']('fence', `fence of ${node}: ${ok ? 'succeeded' : `failed (${why})`}`);
       this.step({ kind: 'fence-done', fenceId, ok });
     };
     const timer = setTimeout(() => {
@@ -422,6 +422,9 @@ export class Daemon {
         break;
       case 'fence-result':
         this.counters.fences[e.ok ? 'ok' : 'failed']++;
+        if (!e.ok && e.retryInMs !== null) {
+          this.log.warn('fence', `next fence attempt of ${e.node} in ${(e.retryInMs / 1000).toFixed(1)}s; meanwhile the leases granted before the failed attempt are waited out`);
+        }
         break;
       case 'runner-failed':
         this.log.error('runner', `failed: ${e.service}/${e.event}`);

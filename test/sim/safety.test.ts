@@ -4,9 +4,10 @@
 // so their timing is exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adminSync, assertNoViolations, cluster, settled, masterOf } from './kit';
+import { adminSync, assertNoViolations, cluster, eventsOf, leaderOf, masterOf, names, settled } from './kit';
 import type { World } from './world';
 import * as master from '../../src/core/master';
+import * as fencing from '../../src/core/fencing';
 
 /**
  * Hole 1: a new leader renews an inherited designation that no quorum held.
@@ -91,4 +92,75 @@ test('hole 1, rule removed: a new leader that renews its inherited master at onc
   } finally {
     (master as { inheritedDesignationPending: typeof original }).inheritedDesignationPending = original;
   }
+});
+
+/** `koi promote` as an operator would: retried until the runner is promotable. */
+function promoteWhenReady(w: World, node: string): void {
+  let r = '';
+  assert.ok(w.runUntilTrue(() => (r = adminSync(w, { kind: 'promote', node })) === 'ok', 5000), `promote ${node}: ${r}`);
+}
+
+/**
+ * Hole 2: one failed fence let the leader free a later holder by timing alone.
+ * n1 leads; n2 is master and freezes; its fence fails, so the leader waits
+ * out n2's lease (that overlap is excused: nothing could stop n2). Later n2
+ * is master again in the same leadership and freezes again; now the fence
+ * works but is slow. The leader must wait for it, not for the clock.
+ */
+function fenceFailureScoped(): World {
+  const w = cluster({ nodes: names(3), params: { fenceConfigured: true } });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  promoteWhenReady(w, 'n2');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n2' && settled(w), 3000));
+  w.decideFence = () => ({ ok: false, ms: 50 });
+  w.freeze('n2');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n3' && w.checker.fullyPromoted('n3'), 6000), 'n3 took over after the failed fence');
+  w.thaw('n2');
+  assert.ok(w.runUntilTrue(() => w.checker.holders().length === 1, 3000), 'n2 let go once it ran again');
+  promoteWhenReady(w, 'n2');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n2' && settled(w), 3000), 'n2 master again');
+  assert.equal(leaderOf(w), 'n1', 'one leadership throughout');
+  w.decideFence = () => ({ ok: true, ms: 4000 });
+  w.freeze('n2');
+  w.runFor(8000);
+  return w;
+}
+
+test('hole 2: a failed fence concerns one attempt; a later freeze waits for the fence, not the clock', () => {
+  const w = fenceFailureScoped();
+  assertNoViolations(w);
+  assert.ok(masterOf(w) !== 'n2', 'the role moved once the fence succeeded');
+});
+
+test('hole 2, rule removed: a leader that keeps a fence failure for the whole leadership is caught', () => {
+  const original = fencing.fenceFailedSinceGrant;
+  (fencing as { fenceFailedSinceGrant: typeof original }).fenceFailedSinceGrant = (v) => v.fenceFailedSeq > -Infinity;
+  try {
+    const w = fenceFailureScoped();
+    assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), 'the simulator sees two masters without the rule');
+  } finally {
+    (fencing as { fenceFailedSinceGrant: typeof original }).fenceFailedSinceGrant = original;
+  }
+});
+
+test('a failed fence is retried with a growing pause, not back to back', () => {
+  // A master that died during maintenance may have held on past its lease:
+  // only its fence (or its own word) frees it, so a failing fence is retried.
+  const w = cluster({ nodes: names(3), params: { fenceConfigured: true } });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  promoteWhenReady(w, 'n2');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n2' && settled(w), 3000));
+  w.decideFence = () => ({ ok: false, ms: 20 });
+  assert.equal(adminSync(w, { kind: 'maintenance', on: true }), 'ok');
+  const t0 = w.nowMs;
+  w.crash('n2');
+  assert.equal(adminSync(w, { kind: 'maintenance', on: false }), 'ok');
+  w.runFor(30_000);
+  const at = w.fenceLog.filter((f) => f.target === 'n2' && f.atMs >= t0).map((f) => f.atMs);
+  assert.ok(at.length >= 4 && at.length <= 8, `retried a few times in 30 s: ${at.length} attempts`);
+  const gaps = at.slice(1).map((t, i) => t - at[i]!);
+  assert.ok(gaps[0]! >= 500, `the first retry waits a leader_timeout: ${gaps[0]}`);
+  for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i]! >= 1.9 * gaps[i - 1]!, `pauses grow: ${gaps.map((g) => g.toFixed(0)).join(', ')}`);
+  assert.equal(eventsOf(w, 'fence-result').filter((e) => e.ev.node === 'n2').length, at.length, 'each attempt reported');
+  assertNoViolations(w);
 });

@@ -98,6 +98,10 @@ export class World {
   readonly runLog: { atMs: number; node: NodeName; service: string; event: ScriptEvent; urgent: boolean }[] = [];
   scripts: ScriptModel = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7, crashP: 0 };
   fenceOkP: number;
+  /** Scenario hook: force a fence's outcome and duration (undefined: the random model decides). */
+  decideFence?: (target: NodeName) => { ok: boolean; ms: number } | undefined;
+  /** Every fence attempt started, in order. */
+  readonly fenceLog: { atMs: number; by: NodeName; target: NodeName }[] = [];
   /** Scenario hook: force a script's outcome (undefined: the random model decides). */
   decide?: (node: NodeName, req: RunRequest) => { exitCode: number | 'hang'; ms?: number } | undefined;
   private readonly links = new Map<string, LinkState>();
@@ -434,8 +438,11 @@ export class World {
 
   private fence(n: SimNode, fenceId: number, target: NodeName): void {
     const inc = n.incarnation;
-    const ok = this.rng.chance(this.fenceOkP);
-    this.at(this.nowMs + 20 + this.rng.next() * 200, () => {
+    this.fenceLog.push({ atMs: this.nowMs, by: n.peer.name, target });
+    const forced = this.decideFence?.(target);
+    const ok = forced?.ok ?? this.rng.chance(this.fenceOkP);
+    const ms = forced?.ms ?? 20 + this.rng.next() * 200;
+    this.at(this.nowMs + ms, () => {
       if (ok) this.crash(target);
       else this.checker.fenceFailed(target);
       this.log(`fence of ${target} by ${n.peer.name}: ${ok ? 'powered off' : 'failed'}`);
