@@ -165,7 +165,9 @@ export class H2AdminClient {
   }
 
   close(): void {
-    this.session?.close();
+    // destroy, not close: a graceful close waits for a connection that was
+    // accepted but never answered, and koi would hang after its error line.
+    this.session?.destroy();
     this.session = null;
   }
 }
