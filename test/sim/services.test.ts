@@ -20,6 +20,7 @@ test('status runs every status_interval on started and promoted services', () =>
     const statuses = runsOf(w, n, t0).filter((r) => r === 'db/status').length;
     assert.ok(statuses >= 4 && statuses <= 6, `${n} ran status ${statuses} times in 5 intervals`);
   }
+  assertNoViolations(w);
 });
 
 test('status 92 on a started service re-runs start; a master whose service died loses the role', () => {
@@ -57,6 +58,7 @@ test('status 90 on a runner that is not master makes it demote', () => {
   w.runFor(3 * STATUS_INTERVAL);
   assert.ok(runsOf(w, slave, t0).includes('db/demote'), 'the self-proclaimed master was demoted');
   assert.equal(masterOf(w), m);
+  assertNoViolations(w);
 });
 
 test('status 93 makes a runner not promotable; the master moves elsewhere when needed', () => {
@@ -114,6 +116,7 @@ test('boot reconciliation: a service found promoted on a runner that is not mast
   w.runFor(2000);
   assert.deepEqual(runsOf(w, other, t0).slice(0, 2), ['db/status', 'db/demote'], 'status first, then demote');
   assert.equal(masterOf(w), m, 'the real master stays');
+  assertNoViolations(w);
 });
 
 test('maintenance freezes every script and resumes with status first', () => {
