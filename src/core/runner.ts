@@ -247,9 +247,10 @@ export class Runner {
       this.changes++;
       out.events.push({ kind: 'lease-expired', node: this.name });
       for (const r of this.runs.values()) {
-        if (r.service.holding && r.event !== 'demote' && r.event !== 'stop') r.termAtMs = Math.min(r.termAtMs, nowMs);
+        if (r.service.holding && r.event !== 'demote' && r.event !== 'stop' && r.event !== 'failed') r.termAtMs = Math.min(r.termAtMs, nowMs);
       }
     }
+    if (holding && !this.maintenance) this.releasePastBound(nowMs);
 
     if (!this.maintenance) this.recoverIfDue(nowMs, out);
 
@@ -260,8 +261,22 @@ export class Runner {
     this.enforceDeadlines(nowMs, out);
   }
 
+  /**
+   * A service whose demote or stop failed gave no proof that it let go. Once
+   * nothing of it runs and the hold bound has passed, every leader frees the
+   * role by timing anyway (the runner might be cut off): stop claiming it.
+   */
+  private releasePastBound(nowMs: number): void {
+    if (nowMs < this.holdDeadlineMs()) return;
+    for (const s of this.services) {
+      if (!s.holding || s.running !== null || s.state === 'promoted' || s.state === 'promoting') continue;
+      s.holding = false;
+      this.changes++;
+    }
+  }
+
   private recoverIfDue(nowMs: number, out: RunnerOutput): void {
-    if (!this.failed || !allSettledDown(this.services)) return;
+    if (!this.failed || this.holding() || !allSettledDown(this.services)) return;
     const p = this.params;
     if (this.pendingRecover === null && this.recoverAtMs === null && p.autoRecover > 0 && this.failcount <= p.autoRecover) {
       const wait = Math.min(p.autoRecoverWaitMs * 2 ** Math.max(0, this.failcount - 1), MAX_AUTO_RECOVER_WAIT_MS);

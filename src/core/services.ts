@@ -17,7 +17,10 @@ export interface ServiceRt {
   state: ServiceState;
   running: ScriptEvent | null;
   runId: number | null;
-  /** From the start of promote until the end of demote or stop. */
+  /**
+   * From the start of promote until a demote or stop succeeds (or, after one
+   * failed, until the runner's hold bound has passed with no script running).
+   */
   holding: boolean;
   failurePath: FailurePath;
   /** Last status exit was 93 (live but not promotable). */
@@ -206,7 +209,9 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
     case 'status':
       return finishStatus(s, exitCode, signal);
     case 'stop':
-      s.holding = false;
+      // Only a stop or demote that succeeded proves the role is let go; after
+      // a failed one the runner keeps holding until its bound has passed.
+      if (ok) s.holding = false;
       if (s.failurePath !== 'none') {
         s.failurePath = 'none';
         s.state = 'failed';
@@ -215,7 +220,7 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
       if (ok) s.state = 'stopped';
       break;
     case 'demote':
-      s.holding = false;
+      if (ok) s.holding = false;
       break;
     case 'start':
     case 'promote':

@@ -37,12 +37,24 @@ interface MachineModel {
   frozenWhileHolding: boolean;
   /** A fence against it failed while it held. */
   fenceFailed: boolean;
+  /** A stop failed while it held: nothing proves its service let go. */
+  stopFailed: boolean;
+  /** Latest lease end among the grants delivered to it (its clock). */
+  leaseSeenMs: number;
+  /** Saw maintenance in a state from its leader, and when it saw it end. */
+  maintenanceSeen: boolean;
+  maintenanceOffMs: number;
 }
+
+/** Why an overlap of two holders was not counted as a violation. */
+export type ExcuseCause = 'frozen-no-fence' | 'frozen-fence-failed' | 'stop-failed';
 
 export class Checker {
   readonly violations: Violation[] = [];
-  /** Overlaps excused because a holder was frozen and no fence was configured. */
+  /** Overlaps excused because a holder was frozen and nothing could stop it. */
   frozenExemptions = 0;
+  /** Every excused overlap, by cause. */
+  readonly excusedByCause: Record<ExcuseCause, number> = { 'frozen-no-fence': 0, 'frozen-fence-failed': 0, 'stop-failed': 0 };
   private readonly machines = new Map<NodeName, MachineModel>();
   private readonly leaderOfEpoch = new Map<number, NodeName>();
   private readonly lastEpoch = new Map<NodeName, number>();
@@ -103,12 +115,39 @@ export class Checker {
     private readonly services: ServiceDef[],
     private readonly fenceConfigured: boolean,
     private readonly safetyChecked: boolean,
+    private readonly demoteTimeoutMs = 0,
   ) {}
+
+  /** A heartbeat granting `node` a lease until `untilMs` was delivered to it. */
+  leaseGranted(node: NodeName, untilMs: number): void {
+    const m = this.machine(node);
+    m.leaseSeenMs = Math.max(m.leaseSeenMs, untilMs);
+  }
+
+  /** A heartbeat delivered to `node` carried a state with this maintenance flag. */
+  maintenanceSeen(atMs: number, node: NodeName, on: boolean): void {
+    const m = this.machine(node);
+    if (on) m.maintenanceSeen = true;
+    else if (m.maintenanceSeen) {
+      m.maintenanceSeen = false;
+      m.maintenanceOffMs = atMs;
+    }
+  }
+
+  /**
+   * The latest instant this machine may hold by the rules every leader
+   * assumes: its last lease (or the end of maintenance, which a holder sat
+   * out) plus demote_timeout. Infinite while it saw maintenance on.
+   */
+  private holdBoundMs(m: MachineModel): number {
+    if (m.maintenanceSeen) return Infinity;
+    return Math.max(m.leaseSeenMs, m.maintenanceOffMs) + this.demoteTimeoutMs;
+  }
 
   private machine(node: NodeName): MachineModel {
     let m = this.machines.get(node);
     if (m === undefined) {
-      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, fenceFailed: false };
+      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity };
       for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false });
       this.machines.set(node, m);
     }
@@ -130,6 +169,7 @@ export class Checker {
     m.holdingSinceMs = null;
     m.frozenWhileHolding = false;
     m.fenceFailed = false;
+    m.stopFailed = false;
     for (const s of m.services.values()) {
       s.level = 0;
       s.busy = null;
@@ -147,9 +187,16 @@ export class Checker {
     if (m.holding.size > 0) m.fenceFailed = true;
   }
 
-  /** A frozen holder is excused only when no fence could power it off. */
-  private excused(m: MachineModel): boolean {
-    return m.frozenWhileHolding && (!this.fenceConfigured || m.fenceFailed);
+  /**
+   * Why an overlap with this holder is outside the guarantee, or null: a
+   * frozen holder that no fence could power off, or a service whose stop
+   * failed (nothing proves it let go; koi frees the role by timing then).
+   */
+  private excuse(m: MachineModel): ExcuseCause | null {
+    if (m.frozenWhileHolding && !this.fenceConfigured) return 'frozen-no-fence';
+    if (m.frozenWhileHolding && m.fenceFailed) return 'frozen-fence-failed';
+    if (m.stopFailed) return 'stop-failed';
+    return null;
   }
 
   epochSeen(atMs: number, node: NodeName, epoch: number): void {
@@ -181,8 +228,10 @@ export class Checker {
     if (!this.safetyChecked) return;
     for (const [other, om] of this.machines) {
       if (other === node || om.holding.size === 0) continue;
-      if (this.excused(om) || this.excused(m)) {
-        this.frozenExemptions++;
+      const cause = this.excuse(om) ?? this.excuse(m);
+      if (cause !== null) {
+        this.excusedByCause[cause]++;
+        if (cause !== 'stop-failed') this.frozenExemptions++;
         continue;
       }
       this.fail(atMs, 'two-masters', `${node} starts promote while ${other} holds the master role (since ${om.holdingSinceMs}ms: ${[...om.holding].join(',')})`);
@@ -193,7 +242,7 @@ export class Checker {
     return this.machine(node).services.get(service)!.level;
   }
 
-  runEnd(node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null): void {
+  runEnd(atMs: number, node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null): void {
     const m = this.machine(node);
     const s = m.services.get(service)!;
     s.busy = null;
@@ -211,10 +260,16 @@ export class Checker {
       }
       return;
     }
-    if (event === 'demote' || event === 'stop') {
+    // Only a demote or stop that succeeded proves the service let go (a
+    // successful start too: the service was down and came up as a slave).
+    // After a failed or killed one, nothing proves it, but once the hold bound
+    // has passed every leader frees the role by timing: holding ends there.
+    const pastBound = !ok && (event === 'demote' || event === 'stop') && atMs >= this.holdBoundMs(m);
+    if (pastBound || (ok && (event === 'demote' || event === 'stop' || event === 'start'))) {
       m.holding.delete(service);
       if (m.holding.size === 0) this.endHolding(m);
     }
+    if (!ok && event === 'stop' && m.holding.has(service)) m.stopFailed = true;
     if (event === 'failed') return;
     if (event === 'stop') {
       s.level = 0;
@@ -234,6 +289,7 @@ export class Checker {
     m.holdingSinceMs = null;
     m.frozenWhileHolding = false;
     m.fenceFailed = false;
+    m.stopFailed = false;
   }
 
   /** Whether a stop of this service belongs to its failure sequence. */

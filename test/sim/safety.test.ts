@@ -8,6 +8,7 @@ import { adminSync, assertNoViolations, cluster, eventsOf, leaderOf, masterOf, n
 import type { World } from './world';
 import * as master from '../../src/core/master';
 import * as fencing from '../../src/core/fencing';
+import * as services from '../../src/core/services';
 
 /**
  * Hole 1: a new leader renews an inherited designation that no quorum held.
@@ -163,4 +164,52 @@ test('a failed fence is retried with a growing pause, not back to back', () => {
   for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i]! >= 1.9 * gaps[i - 1]!, `pauses grow: ${gaps.map((g) => g.toFixed(0)).join(', ')}`);
   assert.equal(eventsOf(w, 'fence-result').filter((e) => e.ev.node === 'n2').length, at.length, 'each attempt reported');
   assertNoViolations(w);
+});
+
+/**
+ * Hole 6: a demote that fails proves nothing. n2 is master; `koi promote n3`
+ * asks it to demote, the demote fails, and its `failed` and `stop` scripts
+ * take a while. n3 may start promote only after n2's stop succeeded.
+ */
+let t0 = 0;
+function failedDemote(): World {
+  const w = cluster({ nodes: names(3) });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  promoteWhenReady(w, 'n2');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n2' && settled(w), 3000));
+  w.decide = (node, req) => {
+    if (node !== 'n2') return undefined;
+    if (req.event === 'demote') return { exitCode: 1, ms: 30 };
+    if (req.event === 'failed' || req.event === 'stop') return { exitCode: 0, ms: 300 };
+    return undefined;
+  };
+  w.admin({ kind: 'promote', node: 'n3' }, 'n1');
+  t0 = w.nowMs;
+  w.runFor(3000);
+  return w;
+}
+
+test('hole 6: after a failed demote the role is held until stop succeeds', () => {
+  const w = failedDemote();
+  assertNoViolations(w);
+  const stopOfN2 = w.runLog.find((r) => r.atMs >= t0 && r.node === 'n2' && r.event === 'stop');
+  const promoteOfN3 = w.runLog.find((r) => r.atMs >= t0 && r.node === 'n3' && r.event === 'promote');
+  assert.ok(stopOfN2 !== undefined && promoteOfN3 !== undefined, 'n2 stopped and n3 was promoted');
+  assert.ok(promoteOfN3.atMs >= stopOfN2.atMs + 300, `n3 promoted at ${promoteOfN3.atMs}, after n2's stop ended (${stopOfN2.atMs + 300})`);
+});
+
+test('hole 6, rule removed: a core that ends holding with a failed demote is caught', () => {
+  const original = services.finishScript;
+  (services as { finishScript: typeof original }).finishScript = (s, exitCode, signal) => {
+    const event = s.running;
+    const failed = original(s, exitCode, signal);
+    if (event === 'demote' || event === 'stop') s.holding = false;
+    return failed;
+  };
+  try {
+    const w = failedDemote();
+    assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), 'the simulator sees two masters without the rule');
+  } finally {
+    (services as { finishScript: typeof original }).finishScript = original;
+  }
 });

@@ -118,7 +118,7 @@ export class World {
     this.services = opts.services;
     this.tickMs = opts.tickMs ?? 10;
     this.fenceOkP = opts.fenceOkP ?? 0.9;
-    this.checker = new Checker(opts.services, opts.params.fenceConfigured, opts.safetyChecked ?? true);
+    this.checker = new Checker(opts.services, opts.params.fenceConfigured, opts.safetyChecked ?? true, opts.params.demoteTimeoutMs);
     for (const p of opts.peers) {
       this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [] });
     }
@@ -366,11 +366,21 @@ export class World {
       // As on a real link, the sender's hello (its roles) comes before its first message.
       this.at(this.nowMs + delay, () =>
         this.input(dest, inc, () => {
+          this.observeDelivery(to, dest.incarnation, msg);
           dest.core!.setPeerInfo(hello);
           dest.core!.step({ kind: 'message', from, msg }, this.nowMs);
         }),
       );
     }
+  }
+
+  /** What the checker learns from a heartbeat as it reaches its runner (not from the core). */
+  private observeDelivery(to: NodeName, incarnation: number, msg: Message): void {
+    if (msg.kind !== 'heartbeat') return;
+    if (msg.grant !== null && msg.master === to && msg.grant.incarnation === incarnation) {
+      this.checker.leaseGranted(to, msg.grant.echoMs + this.params.masterLeaseMs);
+    }
+    if (msg.state !== null) this.checker.maintenanceSeen(this.nowMs, to, msg.state.maintenance);
   }
 
   // ---- scripts -------------------------------------------------------------------
@@ -429,7 +439,7 @@ export class World {
     n.runs.delete(run.req.runId);
     const ok = exitCode === 0 && signal === null;
     this.log(`${n.peer.name} end ${run.req.runId} ${run.req.service}/${run.req.event} ${ok ? 'ok' : `exit=${exitCode} signal=${signal}`}`);
-    this.checker.runEnd(n.peer.name, run.req.service, run.req.event, exitCode, signal);
+    this.checker.runEnd(this.nowMs, n.peer.name, run.req.service, run.req.event, exitCode, signal);
     const wallMs = Math.round(this.nowMs);
     this.input(n, run.incarnation, () =>
       n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs }, this.nowMs),
