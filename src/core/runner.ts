@@ -263,13 +263,14 @@ export class Runner {
 
   /**
    * A service whose demote or stop failed gave no proof that it let go. Once
-   * nothing of it runs and the hold bound has passed, every leader frees the
-   * role by timing anyway (the runner might be cut off): stop claiming it.
+   * its failure sequence is over, nothing of it runs and the hold bound has
+   * passed, every leader frees the role by timing anyway (the runner might
+   * be cut off): stop claiming it.
    */
   private releasePastBound(nowMs: number): void {
     if (nowMs < this.holdDeadlineMs()) return;
     for (const s of this.services) {
-      if (!s.holding || s.running !== null || s.state === 'promoted' || s.state === 'promoting') continue;
+      if (!s.holding || s.running !== null || s.failurePath !== 'none' || s.state === 'promoted' || s.state === 'promoting') continue;
       s.holding = false;
       this.changes++;
     }

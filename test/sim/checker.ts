@@ -223,10 +223,27 @@ export class Checker {
     }
   }
 
+  /**
+   * A service whose demote or stop failed, once its failure sequence is over
+   * and it runs no script, stops holding when the hold bound has passed:
+   * every leader frees the role by timing then, and the runner stops
+   * claiming it. (Nothing proves it let go: that is a script outside its
+   * contract, like a frozen koinode.)
+   */
+  private releasePastBound(atMs: number, m: MachineModel): void {
+    if (m.holding.size === 0 || atMs < this.holdBoundMs(m)) return;
+    for (const name of [...m.holding]) {
+      const s = m.services.get(name)!;
+      if (s.busy === null && s.level < 2 && !s.failing) m.holding.delete(name);
+    }
+    if (m.holding.size === 0) this.endHolding(m);
+  }
+
   private beginHolding(atMs: number, node: NodeName, m: MachineModel): void {
     m.holdingSinceMs = atMs;
     if (!this.safetyChecked) return;
     for (const [other, om] of this.machines) {
+      if (other !== node) this.releasePastBound(atMs, om);
       if (other === node || om.holding.size === 0) continue;
       const cause = this.excuse(om) ?? this.excuse(m);
       if (cause !== null) {
@@ -243,6 +260,11 @@ export class Checker {
   }
 
   runEnd(atMs: number, node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null): void {
+    this.applyEnd(node, service, event, exitCode, signal);
+    this.releasePastBound(atMs, this.machine(node));
+  }
+
+  private applyEnd(node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null): void {
     const m = this.machine(node);
     const s = m.services.get(service)!;
     s.busy = null;
@@ -262,10 +284,7 @@ export class Checker {
     }
     // Only a demote or stop that succeeded proves the service let go (a
     // successful start too: the service was down and came up as a slave).
-    // After a failed or killed one, nothing proves it, but once the hold bound
-    // has passed every leader frees the role by timing: holding ends there.
-    const pastBound = !ok && (event === 'demote' || event === 'stop') && atMs >= this.holdBoundMs(m);
-    if (pastBound || (ok && (event === 'demote' || event === 'stop' || event === 'start'))) {
+    if (ok && (event === 'demote' || event === 'stop' || event === 'start')) {
       m.holding.delete(service);
       if (m.holding.size === 0) this.endHolding(m);
     }

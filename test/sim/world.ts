@@ -233,6 +233,14 @@ export class World {
       nowMs: this.nowMs,
       persisted: n.persisted,
     });
+    // A leader's heartbeats to itself never cross the network: watch them too.
+    const core = n.core as unknown as { send(to: NodeName, msg: Message): void };
+    const send = core.send.bind(core);
+    const inc = n.incarnation;
+    core.send = (to, msg) => {
+      if (to === name) this.observeDelivery(name, inc, msg);
+      send(to, msg);
+    };
     this.flush(n);
   }
 
