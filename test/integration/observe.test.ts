@@ -36,7 +36,11 @@ test('[node] metrics serves Prometheus text and a self-refreshing status page', 
     assert.match(m.body, new RegExp(`^koi_master\\{node="${s.cluster.master}"\\} 1$`, 'm'));
     assert.match(m.body, /^koi_node_state\{node="n2",state="(slave|master)"\} 1$/m);
     assert.match(m.body, /^koi_service_state\{node="n1",service="db",state="(started|promoted)"\} 1$/m);
-    assert.match(m.body, /^koi_failovers_total \d+$/m, 'counted by the leader that designated (n1 may have taken over later)');
+    // Counted by the leader that designated: n1 may have taken over later, so
+    // the count so far may be 0; a switchover under n1 must add one.
+    const failovers = (body: string) => Number(/^koi_failovers_total (\d+)$/m.exec(body)?.[1] ?? Number.NaN);
+    const before = failovers(m.body);
+    assert.ok(Number.isInteger(before), 'koi_failovers_total is exported');
     assert.match(m.body, /^koi_heartbeat_rtt_seconds\{node="n2"\} 0\.\d+/m);
     assert.match(m.body, /^koi_bytes_sent_total [1-9]\d*$/m);
     assert.match(m.body, /^koi_script_runs_total\{event="start"\} [1-9]/m);
@@ -46,6 +50,11 @@ test('[node] metrics serves Prometheus text and a self-refreshing status page', 
     assert.match(page.body, new RegExp(`id="master">${s.cluster.master}<`));
     assert.match(page.body, /id="leader">n1</);
     assert.equal((await fetchText(`http://127.0.0.1:${mport}/nope`)).status, 404);
+    const to = s.cluster.master === 'n2' ? 'n3' : 'n2';
+    assert.equal((await c.koi(['promote', to])).code, 0);
+    await c.waitFor(`${to} master under n1`, (x) => x.cluster.master === to && x.cluster.leader === 'n1' && c.settled(x), 10_000);
+    const after = failovers((await fetchText(`http://127.0.0.1:${mport}/metrics`)).body);
+    assert.ok(after >= before + 1 && after >= 1, `koi_failovers_total went from ${before} to ${after} over a switchover`);
   } finally {
     await c.stop();
   }
