@@ -11,7 +11,7 @@ import { connect } from '../../src/cli/lazy';
 import { freePorts, KOI, killWithScripts, processesWith, REPO, startNode, writeCluster, type LocalNode } from '../../src/demo/local-cluster';
 import { Rng } from '../sim/rng';
 import { RelayMesh } from './relay';
-import { checkJournal, parseJournal, type JournalReport } from './journal';
+import { checkJournal, leaseExpiries, parseJournal, violationsOf, type JournalReport } from './journal';
 
 export interface ChaosOptions {
   seconds: number;
@@ -375,13 +375,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const leftovers = processesWith(`KOI_JOURNAL=${journal}`).filter((p) => p !== process.pid).length;
 
   const priorities = new Map(SERVICES);
-  const report = checkJournal(parseJournal(readFileSync(journal, 'utf8')), priorities);
-  const violations: string[] = [];
-  if (report.overlaps.length > 0) violations.push(`${report.overlaps.length} overlapping master interval(s): ${report.overlaps.slice(0, 5).join(' | ')}`);
-  if (report.orderViolations.length > 0) violations.push(`${report.orderViolations.length} priority-order violation(s): ${report.orderViolations.slice(0, 5).join(' | ')}`);
-  if (zombies > 0) violations.push(`${zombies} zombie(s) left unreaped by koinode`);
-  if (leftovers > 0) violations.push(`${leftovers} process(es) still running after every koinode stopped`);
-  if (!converged) violations.push(`no convergence within ${boundMs}ms of the final heal`);
+  const expired = new Map(nodes.map((n) => [n.name, leaseExpiries(readFileSync(n.log, 'utf8'), started)]));
+  const report = checkJournal(parseJournal(readFileSync(journal, 'utf8')), priorities, expired);
+  const violations = violationsOf({ journal: report, zombies, leftovers, convergeMs: converged ? convergeMs : null, convergeBoundMs: boundMs });
   if (violations.length === 0 && existsSync(root)) rmSync(root, { recursive: true, force: true });
   return { seed: o.seed, seconds: o.seconds, faults, journal: report, zombies, leftovers, converged, convergeMs, convergeBoundMs: boundMs, violations, root };
 }
