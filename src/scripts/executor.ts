@@ -168,7 +168,8 @@ export class Executor {
       const bytes = Buffer.byteLength(line);
       r.tail.push(line);
       if (r.tail.length > this.tailLines) r.tail.shift();
-      if (r.loggedBytes + bytes > this.maxLoggedBytes) {
+      // Past the cap everything is counted, even a short line that would fit.
+      if (r.droppedBytes > 0 || r.loggedBytes + bytes > this.maxLoggedBytes) {
         r.droppedBytes += bytes + 1;
         return;
       }
