@@ -17,7 +17,7 @@ import type {
 } from './types';
 import { assertNever } from './types';
 import { cloneState, compareVersion, initialClusterState, MAX_FAILURE_RECORDS, outranks } from './state';
-import { decideVote, newestState, oldGrantsBoundMs, type GrantedVote } from './election';
+import { amnesicVoteRefusal, decideVote, highestHeard, newestState, oldGrantsBoundMs, senderEpochAtLeast, type Amnesia, type GrantedVote } from './election';
 import {
   applyCommand,
   chooseMaster,
@@ -127,6 +127,15 @@ export class KoiNode {
   private out: Ready = emptyReady();
   private persistDirty = false;
   private readonly inbox: { from: NodeName; msg: Message }[] = [];
+  /**
+   * Booted without saved state: the epochs it voted in before are forgotten.
+   * Whoever got such a vote of ours in epoch e has been at e or later ever
+   * since. So it grants no vote and runs no real campaign until every other
+   * elector has told it its epoch; afterwards it grants Y a vote in epoch e
+   * only when no elector other than Y was at e or later, and campaigns above
+   * all of them. `heard`: the highest epoch each elector showed since boot.
+   */
+  private amnesia: (Amnesia & { deferred: { from: NodeName; msg: Message }[]; announced: boolean }) | null = null;
 
   constructor(setup: NodeSetup) {
     this.name = setup.self;
@@ -147,6 +156,16 @@ export class KoiNode {
     this.epoch = setup.persisted?.epoch ?? 0;
     this.votedFor = setup.persisted?.votedFor ?? null;
     this.state = setup.persisted ? cloneState(setup.persisted.state) : initialClusterState();
+    if (setup.persisted === null) {
+      this.amnesia = { waitingFor: new Set(setup.peers.map((x) => x.name).filter((n) => n !== setup.self)), heard: new Map(), deferred: [], announced: false };
+      if (this.self.elector && this.amnesia.waitingFor.size > 0) {
+        this.out.events.push({
+          kind: 'warning',
+          text: `no saved state (first start, or state_dir was lost): votes only after hearing from ${[...this.amnesia.waitingFor].join(', ')}, so it cannot vote twice in an epoch it forgot`,
+        });
+      }
+      this.checkAmnesia();
+    }
     this.runner = self.runner
       ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++, setup.nowMs, this.state.maintenance)
       : null;
@@ -224,6 +243,43 @@ export class KoiNode {
     p.runner = info.runner;
     p.priority = info.priority;
     this.heard.add(info.name);
+    if (this.amnesia !== null && !info.elector) {
+      this.amnesia.waitingFor.delete(info.name);
+      this.checkAmnesia();
+    }
+  }
+
+  /** What a message tells a node without saved state about its sender's epoch. */
+  private noteEpoch(from: NodeName, msg: Message): void {
+    const a = this.amnesia;
+    if (a === null || from === this.name || !a.waitingFor.has(from)) return;
+    const epoch = senderEpochAtLeast(msg);
+    if (epoch === undefined) return;
+    a.heard.set(from, epoch);
+    a.waitingFor.delete(from);
+    this.checkAmnesia();
+  }
+
+  private checkAmnesia(): void {
+    const a = this.amnesia;
+    if (a === null || a.waitingFor.size > 0) return;
+    // Vote requests that came while we were still listening get their answer now.
+    const deferred = a.deferred;
+    a.deferred = [];
+    for (const d of deferred) this.receive(d.from, d.msg);
+    if (this.amnesia === null) return;
+    const highest = this.forgottenUpTo(null);
+    if (this.self.elector && !a.announced) {
+      a.announced = true;
+      this.out.events.push({ kind: 'warning', text: `heard every elector's epoch since the start without saved state (highest ${highest}): voting again` });
+    }
+    // Every epoch we may have voted in lies at or below `highest`.
+    if (this.epoch > highest) this.amnesia = null;
+  }
+
+  /** Highest epoch shown by an elector other than `except`, while it matters. */
+  private forgottenUpTo(except: NodeName | null): number {
+    return this.amnesia === null ? -1 : highestHeard(this.amnesia, except);
   }
 
   /** A reload changed timings or limits (the object is shared with the runner). */
@@ -269,6 +325,7 @@ export class KoiNode {
       this.out.events.push({ kind: 'dropped', from, reason: 'not a configured peer' });
       return;
     }
+    if (this.amnesia !== null) this.noteEpoch(from, msg);
     if (msg.kind === 'vote' && !msg.granted) {
       // A refusal carries the voter's own epoch and grants nothing, so it is
       // never stale: it either shows us a newer epoch or asks us to yield.
@@ -308,6 +365,7 @@ export class KoiNode {
     if (this.role === 'leader') this.stepDown(reason);
     this.epoch = epoch;
     this.votedFor = null;
+    this.checkAmnesia();
     this.role = 'follower';
     this.campaign = null;
     this.setLeader(null);
@@ -451,11 +509,13 @@ export class KoiNode {
 
   private startCampaign(preVote: boolean, takeover: boolean): void {
     const now = this.nowMs;
-    const epoch = this.epoch + 1;
+    // Without saved state, campaign above every epoch we may have voted in.
+    const epoch = Math.max(this.epoch, this.forgottenUpTo(null)) + 1;
     const selfVote: GrantedVote = { from: this.name, recvMs: now, lastAckAgoMs: now - this.lastAckMs, state: this.state, nowMs: now, incarnation: this.incarnation };
     if (!preVote) {
       this.epoch = epoch;
       this.votedFor = this.name;
+      this.checkAmnesia();
       this.role = 'candidate';
       this.setLeader(null);
       this.lastAckMs = now;
@@ -521,10 +581,22 @@ export class KoiNode {
       this.send(from, this.voteMessage(msg.epoch, true, true, false));
       return;
     }
+    const lost = this.amnesia === null ? null : amnesicVoteRefusal(this.amnesia, from, msg.epoch);
+    if (lost === 'wait') {
+      // Answered once every elector has been heard (a candidate waits leader_timeout).
+      if (this.amnesia!.deferred.length < 16) this.amnesia!.deferred.push({ from, msg });
+      return;
+    }
+    if (lost !== null) {
+      this.out.events.push({ kind: 'dropped', from, reason: `vote refused: ${lost}` });
+      this.send(from, this.voteMessage(this.epoch, false, false, false));
+      return;
+    }
     const reply = this.voteMessage(msg.epoch, false, true, false);
     if (this.role === 'leader') this.stepDown(`handing over to ${from}`);
     this.epoch = msg.epoch;
     this.votedFor = from;
+    this.checkAmnesia();
     this.role = 'follower';
     this.campaign = null;
     this.setLeader(null);
@@ -562,6 +634,8 @@ export class KoiNode {
       // even when a quorum has already agreed (with quorum 1 it always has).
       const waiting = this.electors().some((p) => outranks(p, this.self) && !c.votes.has(p.name));
       if (waiting && this.nowMs - c.startedMs < this.params.heartbeatIntervalMs) return;
+      // Without saved state we might vote for ourselves in an epoch we already voted in.
+      if (this.amnesia !== null && this.amnesia.waitingFor.size > 0) return;
       this.campaign = null;
       this.startCampaign(false, c.takeover);
       return;

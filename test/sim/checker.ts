@@ -199,6 +199,11 @@ export class Checker {
     return null;
   }
 
+  /** The node's saved state is gone: its epoch starts again from what it hears. */
+  stateLost(node: NodeName): void {
+    this.lastEpoch.delete(node);
+  }
+
   epochSeen(atMs: number, node: NodeName, epoch: number): void {
     const last = this.lastEpoch.get(node) ?? 0;
     if (epoch < last) this.fail(atMs, 'epoch-backwards', `${node} went from epoch ${last} to ${epoch}`);

@@ -238,10 +238,13 @@ function applyFault(
       break;
     }
     case 5:
-    case 6:
+    case 6: {
       w.crash(a);
-      later(rng.int(200, 5000), () => w.restart(a));
+      // Now and then the machine comes back without its state_dir.
+      const loseState = rng.chance(0.15);
+      later(rng.int(200, 5000), () => w.restart(a, loseState));
       break;
+    }
     case 7:
       if (!freezes) break;
       w.freeze(a);

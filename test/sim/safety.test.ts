@@ -4,11 +4,12 @@
 // so their timing is exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adminSync, assertNoViolations, cluster, eventsOf, leaderOf, masterOf, names, settled } from './kit';
+import { adminSync, assertNoViolations, cluster, eventsOf, leaderOf, masterOf, names, partition, settled } from './kit';
 import type { World } from './world';
 import * as master from '../../src/core/master';
 import * as fencing from '../../src/core/fencing';
 import * as services from '../../src/core/services';
+import * as election from '../../src/core/election';
 
 /**
  * Hole 1: a new leader renews an inherited designation that no quorum held.
@@ -211,5 +212,54 @@ test('hole 6, rule removed: a core that ends holding with a failed demote is cau
     assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), 'the simulator sees two masters without the rule');
   } finally {
     (services as { finishScript: typeof original }).finishScript = original;
+  }
+});
+
+/**
+ * Hole 4: a node whose state_dir was lost must not vote twice in one epoch.
+ * n3 is cut off while L (n1 or n2) wins a new epoch with the vote of V (the
+ * other). V's machine is rebuilt without its state, and L becomes
+ * unreachable. n3, one epoch behind, asks V for L's epoch: granting it would
+ * make a second leader of that epoch.
+ */
+function lostState(): { w: World; L: string; V: string } {
+  const w = cluster({ nodes: names(3) });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000), 'settled');
+  partition(w, ['n3'], ['n1', 'n2']);
+  partition(w, ['n1'], ['n2']);
+  w.runFor(2000);
+  partition(w, ['n1'], ['n2'], false);
+  const before = w.core('n3')!.epoch;
+  assert.ok(w.runUntilTrue(() => leaderOf(w) !== null && w.core(leaderOf(w)!)!.epoch === before + 1, 5000), 'a new leader one epoch ahead of n3');
+  const L = leaderOf(w)!;
+  const V = L === 'n1' ? 'n2' : 'n1';
+  assert.equal(w.core(V)!.votedFor, L);
+  w.crash(V);
+  w.runFor(100);
+  partition(w, ['n3'], [V], false);
+  partition(w, [L], [V, 'n3']);
+  w.restart(V, true);
+  w.runFor(5000);
+  return { w, L, V };
+}
+
+test('hole 4: a node that lost its saved state does not vote twice in an epoch', () => {
+  const { w, L, V } = lostState();
+  assertNoViolations(w);
+  assert.notEqual(w.core(V)!.leader ?? '', 'n3', `${V} did not help n3 lead`);
+  // Once L is heard again, V votes again and the cluster settles.
+  partition(w, [L], [V, 'n3'], false);
+  assert.ok(w.runUntilTrue(() => settled(w), 8000), 'settled after the heal');
+  assertNoViolations(w);
+});
+
+test('hole 4, rule removed: a node that votes at once after losing its state is caught', () => {
+  const original = election.amnesicVoteRefusal;
+  (election as { amnesicVoteRefusal: typeof original }).amnesicVoteRefusal = () => null;
+  try {
+    const { w } = lostState();
+    assert.ok(w.checker.violations.some((v) => v.kind === 'two-leaders'), `the simulator sees two leaders without the rule: ${JSON.stringify(w.checker.violations)}`);
+  } finally {
+    (election as { amnesicVoteRefusal: typeof original }).amnesicVoteRefusal = original;
   }
 });

@@ -74,5 +74,5 @@ test('checkers catch a new leader that forgets committed operator decisions', ()
 test('checkers catch a leader that ignores a runner it has not heard from yet', () => {
   // Broken on purpose: a peer whose hello has not arrived counts as no runner,
   // so a restarted leader promotes while an unheard master may still hold.
-  mustCatch(master, 'mayBeRunner', () => (ctx, name) => ctx.peers.get(name)?.runner === true, 'two-masters', 800);
+  mustCatch(master, 'mayBeRunner', () => (ctx, name) => ctx.peers.get(name)?.runner === true, 'two-masters', 1500);
 });

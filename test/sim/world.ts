@@ -257,11 +257,21 @@ export class World {
     this.checker.machineDown(name);
   }
 
-  restart(name: NodeName): void {
+  /** Boot koinode again; `loseState`: its state_dir was lost with the machine. */
+  restart(name: NodeName, loseState = false): void {
     const n = this.nodes.get(name)!;
     if (n.core !== null) return;
+    if (loseState) {
+      this.log(`${name} lost its saved state`);
+      n.persisted = null;
+      this.checker.stateLost(name);
+      this.stateLosses++;
+    }
     this.boot(name);
   }
+
+  /** Restarts that came back without their saved state. */
+  stateLosses = 0;
 
   /** koinode stops (SIGSTOP) while its services keep running. */
   freeze(name: NodeName): void {
