@@ -27,7 +27,7 @@ test('[node] metrics serves Prometheus text and a self-refreshing status page', 
     const conf = c.node('n1').conf;
     writeFileSync(conf, readFileSync(conf, 'utf8').replace('[node]', `[node]\nmetrics = 127.0.0.1:${mport}`));
     for (const n of c.nodes) c.startNode(n.name);
-    const s = await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 10_000);
+    const s = await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 20_000);
     await new Promise((r) => setTimeout(r, 500));
     const m = await fetchText(`http://127.0.0.1:${mport}/metrics`);
     assert.equal(m.status, 200);
@@ -52,7 +52,7 @@ test('[node] metrics serves Prometheus text and a self-refreshing status page', 
     assert.equal((await fetchText(`http://127.0.0.1:${mport}/nope`)).status, 404);
     const to = s.cluster.master === 'n2' ? 'n3' : 'n2';
     assert.equal((await c.koi(['promote', to])).code, 0);
-    await c.waitFor(`${to} master under n1`, (x) => x.cluster.master === to && x.cluster.leader === 'n1' && c.settled(x), 10_000);
+    await c.waitFor(`${to} master under n1`, (x) => x.cluster.master === to && x.cluster.leader === 'n1' && c.settled(x), 20_000);
     const after = failovers((await fetchText(`http://127.0.0.1:${mport}/metrics`)).body);
     assert.ok(after >= before + 1 && after >= 1, `koi_failovers_total went from ${before} to ${after} over a switchover`);
   } finally {
