@@ -44,7 +44,8 @@ function runGroup(files, concurrency, skipFile) {
     `--test-reporter=${skipReporter}`, `--test-reporter-destination=${skipFile}`, ...files];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let held = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
+  const lines = createInterface({ input: child.stdout });
+  lines.on('line', (line) => {
     if (SUMMARY.test(line)) {
       held.push(line);
       return;
@@ -53,9 +54,9 @@ function runGroup(files, concurrency, skipFile) {
     held = [];
     process.stdout.write(`${line}\n`);
   });
-  return new Promise((resolve) => {
-    child.on('close', (code, signal) => resolve({ status: code ?? (signal !== null ? 1 : 0), summary: held }));
-  });
+  const read = new Promise((resolve) => lines.on('close', resolve));
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal !== null ? 1 : 0))));
+  return Promise.all([exited, read]).then(([status]) => ({ status, summary: held }));
 }
 
 function readSkips(file) {
