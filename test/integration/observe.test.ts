@@ -62,7 +62,7 @@ test('[node] metrics serves Prometheus text and a self-refreshing status page', 
 
 test('koinode tells systemd it is ready (Type=notify) once it listens', async (t) => {
   if (spawnSync('systemd-notify', ['--help']).status !== 0 || spawnSync('python3', ['-c', '0']).status !== 0) {
-    t.skip('systemd-notify or python3 missing');
+    t.skip('systemd-notify or python3 missing (.ci/run installs systemd and python3)');
     return;
   }
   const c = await TestCluster.start([{ name: 'n1' }], { start: false });
