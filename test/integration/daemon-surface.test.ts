@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalJson } from '../../src/admin-types';
 import { DAEMON_NODE_FLAGS, KOINODE, startNode } from '../../src/demo/local-cluster';
@@ -62,6 +62,7 @@ test('koinode --name --port --services --log json with several -f; --log file:PA
       stdio: ['ignore', out, out],
       env: { ...process.env, KOI_JOURNAL: c.journal, KOI_JOURNAL_DIR: c.root },
     });
+    closeSync(out);
     n1.proc = p;
     const fileLog = join(c.root, 'n2-log.json');
     startNode(c.node('n2'), { KOI_JOURNAL: c.journal, KOI_JOURNAL_DIR: c.root }, ['--log', `file:${fileLog}`]);
@@ -177,7 +178,6 @@ test('SIGINT demotes then stops in order; a second signal exits at once; a hangi
     const e3 = await within(gone3, 20_000);
     assert.notEqual(e3, null, 'n3 still running 20 s after SIGINT');
     const took = e3!.atMs - t3;
-    console.log(`n3 shut down in ${took}ms`);
     assert.ok(took <= 9000 + 3000, `n3 took ${took}ms to shut down; the bound is 9 s`);
     assert.equal(e3!.code, 0);
     assert.match(c.log('n3'), /shutdown bound reached: killing the scripts still running/);
