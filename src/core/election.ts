@@ -1,55 +1,18 @@
 // Bully election with quorum: the rules a voter applies, and what a new
 // leader learns from its votes. Node state lives in node.ts; these functions
 // only decide.
-import type { ClusterState, Message, NodeName, PeerInfo } from './types';
-import { assertNever } from './types';
+import type { ClusterState, NodeName, PeerInfo } from './types';
 import { compareVersion, outranks } from './state';
 
 /**
- * A node that started without its saved state: which electors it has not
- * heard from since, and the highest epoch each one it heard showed.
+ * A node that ran before and lost its saved state (or was told to rejoin)
+ * has forgotten which epochs it voted in and which committed states it held.
+ * Its vote could make a second leader in an epoch, or a quorum that misses a
+ * committed decision, so it grants none until it has followed a leader and
+ * taken its state. (A first start holds nothing and votes at once.)
  */
-export interface Amnesia {
-  waitingFor: Set<NodeName>;
-  heard: Map<NodeName, number>;
-}
-
-/** Highest epoch shown by an elector other than `except` (-1: none). */
-export function highestHeard(a: Amnesia, except: NodeName | null): number {
-  let m = -1;
-  for (const [n, e] of a.heard) if (n !== except) m = Math.max(m, e);
-  return m;
-}
-
-/**
- * Why a node without saved state must not vote for `candidate` in `epoch`
- * ('wait': not before it has heard every elector), or null. If it voted before in that epoch, it was for someone who has been
- * at that epoch or later ever since: the candidate itself (voting again for
- * it is harmless) or an elector it has heard at `epoch` or later.
- */
-export function amnesicVoteRefusal(a: Amnesia, candidate: NodeName, epoch: number): 'wait' | string | null {
-  if (a.waitingFor.size > 0) return 'wait';
-  if (epoch <= highestHeard(a, candidate)) return `no saved state: may have voted in epoch ${epoch} before (an elector other than ${candidate} was there)`;
-  return null;
-}
-
-/**
- * The lowest epoch the sender of `msg` can be at. A node that lost its state
- * learns from these where it may have voted before. undefined: the message
- * tells nothing (a pre-vote grant carries the candidate's epoch, not the voter's).
- */
-export function senderEpochAtLeast(msg: Message): number | undefined {
-  switch (msg.kind) {
-    case 'heartbeat':
-    case 'ack':
-      return msg.epoch;
-    case 'vote-req':
-      return msg.preVote ? msg.epoch - 1 : msg.epoch;
-    case 'vote':
-      return msg.preVote && msg.granted ? undefined : msg.epoch;
-    default:
-      return assertNever(msg);
-  }
+export function rejoiningMayVote(): boolean {
+  return false;
 }
 
 export interface VoterView {

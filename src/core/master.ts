@@ -84,6 +84,9 @@ export interface MasterContext {
   self: NodeName;
   /** Peers whose roles we know (their hello arrived); self included. */
   heard: ReadonlySet<NodeName>;
+  /** The longest lease and demote time any node says it uses (ours included). */
+  boundLeaseMs: number;
+  boundDemoteMs: number;
 }
 
 /**
@@ -126,9 +129,9 @@ export function mayHold(ctx: MasterContext, name: NodeName): boolean {
   // its lease. Only a fence attempt that failed after our last grant falls
   // back to waiting; a failure before that grant permits nothing.
   if (ctx.params.fenceConfigured && !fenceFailedSinceGrant(v)) return true;
-  const p = ctx.params;
+  // Timings differ between nodes during a rolling change: count on the longest.
   const lastGrant = Math.max(v.lastGrantMs ?? -Infinity, ctx.oldGrantsBoundMs);
-  return ctx.nowMs < lastGrant + p.masterLeaseMs + p.demoteTimeoutMs + p.safetyMarginMs;
+  return ctx.nowMs < lastGrant + ctx.boundLeaseMs + ctx.boundDemoteMs + ctx.params.safetyMarginMs;
 }
 
 /** It told us, after our last grant to it, that it holds nothing (or was fenced). */

@@ -17,7 +17,7 @@ import type {
 } from './types';
 import { assertNever } from './types';
 import { cloneState, compareVersion, initialClusterState, MAX_FAILURE_RECORDS, outranks } from './state';
-import { amnesicVoteRefusal, decideVote, highestHeard, newestState, oldGrantsBoundMs, senderEpochAtLeast, type Amnesia, type GrantedVote } from './election';
+import { decideVote, newestState, oldGrantsBoundMs, rejoiningMayVote, type GrantedVote } from './election';
 import {
   applyCommand,
   chooseMaster,
@@ -45,6 +45,8 @@ export interface NodeSetup {
   incarnation: number;
   nowMs: number;
   persisted: PersistedState | null;
+  /** This node ran before and its saved state is gone (or the operator said --rejoin). */
+  stateLost?: boolean;
 }
 
 interface Campaign {
@@ -128,14 +130,11 @@ export class KoiNode {
   private persistDirty = false;
   private readonly inbox: { from: NodeName; msg: Message }[] = [];
   /**
-   * Booted without saved state: the epochs it voted in before are forgotten.
-   * Whoever got such a vote of ours in epoch e has been at e or later ever
-   * since. So it grants no vote and runs no real campaign until every other
-   * elector has told it its epoch; afterwards it grants Y a vote in epoch e
-   * only when no elector other than Y was at e or later, and campaigns above
-   * all of them. `heard`: the highest epoch each elector showed since boot.
+   * Since when this node has been rejoining after a lost state (null: it is
+   * not): it grants no vote and runs no real campaign until it has followed
+   * a leader for leader_timeout and holds that leader's state.
    */
-  private amnesia: (Amnesia & { deferred: { from: NodeName; msg: Message }[]; announced: boolean }) | null = null;
+  private rejoiningSinceMs: number | null = null;
 
   constructor(setup: NodeSetup) {
     this.name = setup.self;
@@ -156,15 +155,13 @@ export class KoiNode {
     this.epoch = setup.persisted?.epoch ?? 0;
     this.votedFor = setup.persisted?.votedFor ?? null;
     this.state = setup.persisted ? cloneState(setup.persisted.state) : initialClusterState();
-    if (setup.persisted === null) {
-      this.amnesia = { waitingFor: new Set(setup.peers.map((x) => x.name).filter((n) => n !== setup.self)), heard: new Map(), deferred: [], announced: false };
-      if (this.self.elector && this.amnesia.waitingFor.size > 0) {
-        this.out.events.push({
-          kind: 'warning',
-          text: `no saved state (first start, or state_dir was lost): votes only after hearing from ${[...this.amnesia.waitingFor].join(', ')}, so it cannot vote twice in an epoch it forgot`,
-        });
-      }
-      this.checkAmnesia();
+    if (setup.stateLost === true || setup.persisted?.rejoining === true) {
+      this.rejoiningSinceMs = setup.nowMs;
+      this.persistDirty = true;
+      this.out.events.push({
+        kind: 'warning',
+        text: 'saved state lost (or --rejoin): this node votes again only once it has followed a leader for leader_timeout and taken its state',
+      });
     }
     this.runner = self.runner
       ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++, setup.nowMs, this.state.maintenance)
@@ -223,7 +220,7 @@ export class KoiNode {
 
   ready(): Ready {
     if (this.persistDirty) {
-      this.out.persist = { epoch: this.epoch, votedFor: this.votedFor, state: cloneState(this.state) };
+      this.out.persist = { epoch: this.epoch, votedFor: this.votedFor, state: cloneState(this.state), ...(this.rejoiningSinceMs !== null ? { rejoining: true } : {}) };
       this.persistDirty = false;
     }
     return this.out;
@@ -243,43 +240,32 @@ export class KoiNode {
     p.runner = info.runner;
     p.priority = info.priority;
     this.heard.add(info.name);
-    if (this.amnesia !== null && !info.elector) {
-      this.amnesia.waitingFor.delete(info.name);
-      this.checkAmnesia();
+    for (const key of ['masterLeaseMs', 'demoteTimeoutMs'] as const) {
+      const theirs = info[key];
+      if (theirs === undefined || theirs === p[key]) continue;
+      p[key] = theirs;
+      if (theirs !== this.params[key]) {
+        this.out.events.push({
+          kind: 'warning',
+          text: `${info.name} says ${key === 'masterLeaseMs' ? 'master_lease' : 'demote_timeout'} = ${theirs}ms, ours is ${this.params[key]}ms: a leader waits out the longest, a runner keeps to the shortest`,
+        });
+      }
     }
   }
 
-  /** What a message tells a node without saved state about its sender's epoch. */
-  private noteEpoch(from: NodeName, msg: Message): void {
-    const a = this.amnesia;
-    if (a === null || from === this.name || !a.waitingFor.has(from)) return;
-    const epoch = senderEpochAtLeast(msg);
-    if (epoch === undefined) return;
-    a.heard.set(from, epoch);
-    a.waitingFor.delete(from);
-    this.checkAmnesia();
-  }
-
-  private checkAmnesia(): void {
-    const a = this.amnesia;
-    if (a === null || a.waitingFor.size > 0) return;
-    // Vote requests that came while we were still listening get their answer now.
-    const deferred = a.deferred;
-    a.deferred = [];
-    for (const d of deferred) this.receive(d.from, d.msg);
-    if (this.amnesia === null) return;
-    const highest = this.forgottenUpTo(null);
-    if (this.self.elector && !a.announced) {
-      a.announced = true;
-      this.out.events.push({ kind: 'warning', text: `heard every elector's epoch since the start without saved state (highest ${highest}): voting again` });
-    }
-    // Every epoch we may have voted in lies at or below `highest`.
-    if (this.epoch > highest) this.amnesia = null;
-  }
-
-  /** Highest epoch shown by an elector other than `except`, while it matters. */
-  private forgottenUpTo(except: NodeName | null): number {
-    return this.amnesia === null ? -1 : highestHeard(this.amnesia, except);
+  /**
+   * A rejoining node is whole again once it has followed a leader for
+   * leader_timeout (a leader without quorum has stepped down by then) and
+   * holds that leader's current state: it counts the leader's epoch as one it
+   * voted in (for that leader), and votes normally in later ones.
+   */
+  private checkRejoined(leader: NodeName, msg: Extract<Message, { kind: 'heartbeat' }>): void {
+    if (this.rejoiningSinceMs === null || this.nowMs - this.rejoiningSinceMs < this.params.leaderTimeoutMs) return;
+    if (compareVersion(this.state, { versionEpoch: msg.stateVersionEpoch, versionSeq: msg.stateVersionSeq }) < 0) return;
+    this.rejoiningSinceMs = null;
+    if (this.votedFor === null) this.votedFor = leader;
+    this.persistDirty = true;
+    this.out.events.push({ kind: 'warning', text: `rejoined: holds the state of leader ${leader} (epoch ${this.epoch}); votes again` });
   }
 
   /** A reload changed timings or limits (the object is shared with the runner). */
@@ -291,6 +277,11 @@ export class KoiNode {
 
   isLeader(): boolean {
     return this.role === 'leader';
+  }
+
+  /** Still rejoining after a lost state: it grants no vote yet. */
+  isRejoining(): boolean {
+    return this.rejoiningSinceMs !== null;
   }
 
   /** Whether this node's hello has arrived (its roles in `peers` are facts). */
@@ -325,7 +316,6 @@ export class KoiNode {
       this.out.events.push({ kind: 'dropped', from, reason: 'not a configured peer' });
       return;
     }
-    if (this.amnesia !== null) this.noteEpoch(from, msg);
     if (msg.kind === 'vote' && !msg.granted) {
       // A refusal carries the voter's own epoch and grants nothing, so it is
       // never stale: it either shows us a newer epoch or asks us to yield.
@@ -365,7 +355,6 @@ export class KoiNode {
     if (this.role === 'leader') this.stepDown(reason);
     this.epoch = epoch;
     this.votedFor = null;
-    this.checkAmnesia();
     this.role = 'follower';
     this.campaign = null;
     this.setLeader(null);
@@ -412,6 +401,7 @@ export class KoiNode {
       this.state = cloneState(msg.state);
       this.persistDirty = true;
     }
+    this.checkRejoined(from, msg);
     const committed = compareVersion(this.state, { versionEpoch: msg.commitVersionEpoch, versionSeq: msg.commitVersionSeq }) <= 0;
     this.runner?.onHeartbeat(
       this.nowMs,
@@ -509,13 +499,11 @@ export class KoiNode {
 
   private startCampaign(preVote: boolean, takeover: boolean): void {
     const now = this.nowMs;
-    // Without saved state, campaign above every epoch we may have voted in.
-    const epoch = Math.max(this.epoch, this.forgottenUpTo(null)) + 1;
+    const epoch = this.epoch + 1;
     const selfVote: GrantedVote = { from: this.name, recvMs: now, lastAckAgoMs: now - this.lastAckMs, state: this.state, nowMs: now, incarnation: this.incarnation };
     if (!preVote) {
       this.epoch = epoch;
       this.votedFor = this.name;
-      this.checkAmnesia();
       this.role = 'candidate';
       this.setLeader(null);
       this.lastAckMs = now;
@@ -581,14 +569,8 @@ export class KoiNode {
       this.send(from, this.voteMessage(msg.epoch, true, true, false));
       return;
     }
-    const lost = this.amnesia === null ? null : amnesicVoteRefusal(this.amnesia, from, msg.epoch);
-    if (lost === 'wait') {
-      // Answered once every elector has been heard (a candidate waits leader_timeout).
-      if (this.amnesia!.deferred.length < 16) this.amnesia!.deferred.push({ from, msg });
-      return;
-    }
-    if (lost !== null) {
-      this.out.events.push({ kind: 'dropped', from, reason: `vote refused: ${lost}` });
+    if (this.rejoiningSinceMs !== null && !rejoiningMayVote()) {
+      this.out.events.push({ kind: 'dropped', from, reason: 'vote refused: rejoining after a lost state' });
       this.send(from, this.voteMessage(this.epoch, false, false, false));
       return;
     }
@@ -596,7 +578,6 @@ export class KoiNode {
     if (this.role === 'leader') this.stepDown(`handing over to ${from}`);
     this.epoch = msg.epoch;
     this.votedFor = from;
-    this.checkAmnesia();
     this.role = 'follower';
     this.campaign = null;
     this.setLeader(null);
@@ -635,7 +616,7 @@ export class KoiNode {
       const waiting = this.electors().some((p) => outranks(p, this.self) && !c.votes.has(p.name));
       if (waiting && this.nowMs - c.startedMs < this.params.heartbeatIntervalMs) return;
       // Without saved state we might vote for ourselves in an epoch we already voted in.
-      if (this.amnesia !== null && this.amnesia.waitingFor.size > 0) return;
+      if (this.rejoiningSinceMs !== null && !rejoiningMayVote()) return;
       this.campaign = null;
       this.startCampaign(false, c.takeover);
       return;
@@ -719,7 +700,16 @@ export class KoiNode {
       electedMs: lead.electedMs,
       self: this.name,
       heard: this.heard,
+      boundLeaseMs: this.boundTiming('masterLeaseMs'),
+      boundDemoteMs: this.boundTiming('demoteTimeoutMs'),
     };
+  }
+
+  /** The longest value of a safety timing among our settings and every hello. */
+  private boundTiming(key: 'masterLeaseMs' | 'demoteTimeoutMs'): number {
+    let m = this.params[key];
+    for (const p of this.peers.values()) m = Math.max(m, p[key] ?? 0);
+    return m;
   }
 
   private hasQuorum(): boolean {
@@ -772,7 +762,7 @@ export class KoiNode {
       const v = lead.views.get(p.name)!;
       let grant = null;
       if (grantable && master === p.name && v.echoNowMs !== null && v.incarnation !== null) {
-        grant = { echoMs: v.echoNowMs, incarnation: v.incarnation };
+        grant = { echoMs: v.echoNowMs, incarnation: v.incarnation, leaseMs: this.params.masterLeaseMs, demoteMs: this.params.demoteTimeoutMs };
         v.lastGrantMs = Math.max(v.lastGrantMs ?? -Infinity, v.echoRecvMs);
         v.lastGrantSeq = lead.seq;
       }

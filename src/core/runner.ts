@@ -151,7 +151,10 @@ export class Runner {
     this.master = hb.master;
     this.masterEpoch = hb.masterEpoch;
     if (this.designated && hb.grant !== null && hb.grant.incarnation === this.incarnation) {
-      this.leaseUntilMs = Math.max(this.leaseUntilMs, hb.grant.echoMs + this.params.masterLeaseMs);
+      // The leader frees the role by its own timings: never outlast them.
+      const leaseMs = Math.min(this.params.masterLeaseMs, hb.grant.leaseMs ?? Infinity);
+      this.grantDemoteMs = Math.min(this.grantDemoteMs, hb.grant.demoteMs ?? Infinity);
+      this.leaseUntilMs = Math.max(this.leaseUntilMs, hb.grant.echoMs + leaseMs);
       this.grantSeq = hb.seq;
     }
     this.applyState(nowMs, state, committed);
@@ -199,9 +202,12 @@ export class Runner {
     return this.following ? 'slave' : 'live';
   }
 
+  /** The shortest demote time a leader's grant counted on (Infinity: none said). */
+  private grantDemoteMs = Infinity;
+
   /** The latest instant this runner may hold the master role. */
   private holdDeadlineMs(): number {
-    return Math.max(this.leaseUntilMs, this.maintenanceOffMs) + this.params.demoteTimeoutMs;
+    return Math.max(this.leaseUntilMs, this.maintenanceOffMs) + Math.min(this.params.demoteTimeoutMs, this.grantDemoteMs);
   }
 
   private target(nowMs: number): ServiceTarget {

@@ -31,6 +31,9 @@ export interface PeerInfo {
   runner: boolean;
   /** Bully rank: higher wins, ties broken by name (alphabetically first wins). */
   priority: number;
+  /** The safety timings of the node's configuration (said in its hello; absent from older peers). */
+  masterLeaseMs?: number;
+  demoteTimeoutMs?: number;
 }
 
 export interface ServiceDef {
@@ -154,6 +157,13 @@ export interface LeaseGrant {
   /** The runner's own clock reading it sent in its last reply. */
   echoMs: number;
   incarnation: number;
+  /**
+   * The terms the leader counts on: the lease runs this long from `echoMs`
+   * and the runner lets go within `demoteMs` after. The runner takes the
+   * shorter of these and its own settings. (Absent from older leaders.)
+   */
+  leaseMs?: number;
+  demoteMs?: number;
 }
 
 export type Message =
@@ -306,6 +316,8 @@ export interface PersistedState {
   epoch: number;
   votedFor: NodeName | null;
   state: ClusterState;
+  /** Still rejoining after a lost state: grants no vote yet (survives a restart). */
+  rejoining?: boolean;
 }
 
 export function assertNever(x: never): never {

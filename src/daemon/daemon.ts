@@ -117,7 +117,9 @@ export class Daemon {
       }
       this.log.info('services', `${d.services.length} service(s) in ${c.service.folder}: ${d.services.map((s) => s.def.name).join(', ') || '(none)'}`);
     }
-    const self: PeerInfo = { name: c.node.name, elector: c.node.elector, runner: c.node.runner, priority: c.node.priority };
+    const cp = coreParams(c);
+    // The hello says the timings safety depends on, so a leader can wait out the longest.
+    const self: PeerInfo = { name: c.node.name, elector: c.node.elector, runner: c.node.runner, priority: c.node.priority, masterLeaseMs: cp.masterLeaseMs, demoteTimeoutMs: cp.demoteTimeoutMs };
     // Others are known from their hello; until then they count for nothing.
     const peers = c.cluster.transport.map((p) => (p.name === self.name ? self : { name: p.name, elector: false, runner: false, priority: 0 }));
     this.core = new KoiNode({
@@ -631,6 +633,8 @@ export class Daemon {
     this.auth.setSecret(this.config.cluster.secret);
     const p = coreParams(this.config);
     this.core.updateParams(p);
+    const c = this.config.node;
+    this.links.setSelf({ name: c.name, elector: c.elector, runner: c.runner, priority: c.priority, masterLeaseMs: p.masterLeaseMs, demoteTimeoutMs: p.demoteTimeoutMs });
     const note = fixed.length > 0 ? `; ${fixed.join(', ')} changed but need a restart of koinode` : '';
     this.log.info('config', `reloaded ${next.file}${note}`);
     return Promise.resolve({ ok: true, code: 'ok', data: { reloaded: next.file, needRestart: fixed } });

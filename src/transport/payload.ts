@@ -9,6 +9,8 @@ const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const isBool = (x: unknown): x is boolean => typeof x === 'boolean';
 const isStrOrNull = (x: unknown): boolean => x === null || typeof x === 'string';
+/** Absent (an older peer) or a positive duration. */
+const optPositive = (x: unknown): boolean => x === undefined || (isNum(x) && x > 0);
 
 function bad(what: string): never {
   throw new AuthError(`malformed message: ${what}`, 'malformed');
@@ -37,7 +39,7 @@ export function checkMessage(m: unknown): Message {
       return o as unknown as Message;
     case 'heartbeat':
       need(isNum(o.seq) && isNum(o.sentMs) && isStrOrNull(o.master) && isNum(o.masterEpoch), 'heartbeat fields');
-      need(o.grant === null || (isObj(o.grant) && isNum(o.grant.echoMs) && isNum(o.grant.incarnation)), 'heartbeat grant');
+      need(o.grant === null || (isObj(o.grant) && isNum(o.grant.echoMs) && isNum(o.grant.incarnation) && optPositive(o.grant.leaseMs) && optPositive(o.grant.demoteMs)), 'heartbeat grant');
       need(o.state === null || isObj(o.state), 'heartbeat state');
       need(isNum(o.stateVersionEpoch) && isNum(o.stateVersionSeq) && isNum(o.commitVersionEpoch) && isNum(o.commitVersionSeq), 'heartbeat versions');
       return o as unknown as Message;
@@ -57,6 +59,8 @@ export function checkPeerPayload(p: unknown): PeerPayload {
   if (o.type === 'hello') {
     const i = o.info;
     need(isObj(i) && typeof i.name === 'string' && isBool(i.elector) && isBool(i.runner) && isNum(i.priority), 'hello');
+    const t = i as Record<string, unknown>;
+    need(optPositive(t.masterLeaseMs) && optPositive(t.demoteTimeoutMs), 'hello timings');
     return { type: 'hello', info: i as unknown as PeerInfo };
   }
   if (o.type === 'msg') return { type: 'msg', msg: checkMessage(o.msg) };

@@ -47,7 +47,7 @@ export class PeerLinks {
   readonly traffic: TrafficCounters = { bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, dropped: 0 };
 
   constructor(
-    private readonly self: PeerInfo,
+    private self: PeerInfo,
     private readonly peers: PeerAddress[],
     private readonly auth: Authenticator,
     private readonly creds: () => grpc.ChannelCredentials,
@@ -181,6 +181,12 @@ export class PeerLinks {
       onRefuse?.(err);
       return null;
     }
+  }
+
+  /** What this node says of itself changed (a reload): say hello again on every open link. */
+  setSelf(info: PeerInfo): void {
+    this.self = info;
+    for (const link of this.links.values()) if (link.stream !== null) this.write(link.stream, { type: 'hello', info });
   }
 
   private attach(peer: string, stream: Stream): void {

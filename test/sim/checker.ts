@@ -41,6 +41,8 @@ interface MachineModel {
   stopFailed: boolean;
   /** Latest lease end among the grants delivered to it (its clock). */
   leaseSeenMs: number;
+  /** The shortest demote time a grant delivered to it counted on. */
+  demoteMs: number;
   /** Saw maintenance in a state from its leader, and when it saw it end. */
   maintenanceSeen: boolean;
   maintenanceOffMs: number;
@@ -56,7 +58,11 @@ export class Checker {
   /** Every excused overlap, by cause. */
   readonly excusedByCause: Record<ExcuseCause, number> = { 'frozen-no-fence': 0, 'frozen-fence-failed': 0, 'stop-failed': 0 };
   private readonly machines = new Map<NodeName, MachineModel>();
-  private readonly leaderOfEpoch = new Map<number, NodeName>();
+  private readonly leaderOfEpoch = new Map<number, { leader: NodeName; atMs: number }>();
+  /** When each node last came back without its saved state. */
+  private readonly lostStateMs = new Map<NodeName, number>();
+  /** The electors (set by the world): when all of them forgot, nothing remembers an epoch. */
+  electors: NodeName[] = [];
   private readonly lastEpoch = new Map<NodeName, number>();
   private readonly ops: Record<OpField, OpTrack> = {
     maintenance: { value: null, inflight: 0, lastFailMs: -Infinity },
@@ -119,9 +125,10 @@ export class Checker {
   ) {}
 
   /** A heartbeat granting `node` a lease until `untilMs` was delivered to it. */
-  leaseGranted(node: NodeName, untilMs: number): void {
+  leaseGranted(node: NodeName, untilMs: number, demoteMs: number): void {
     const m = this.machine(node);
     m.leaseSeenMs = Math.max(m.leaseSeenMs, untilMs);
+    m.demoteMs = Math.min(m.demoteMs, demoteMs);
   }
 
   /** A heartbeat delivered to `node` carried a state with this maintenance flag. */
@@ -141,13 +148,13 @@ export class Checker {
    */
   private holdBoundMs(m: MachineModel): number {
     if (m.maintenanceSeen) return Infinity;
-    return Math.max(m.leaseSeenMs, m.maintenanceOffMs) + this.demoteTimeoutMs;
+    return Math.max(m.leaseSeenMs, m.maintenanceOffMs) + (m.demoteMs === Infinity ? this.demoteTimeoutMs : m.demoteMs);
   }
 
   private machine(node: NodeName): MachineModel {
     let m = this.machines.get(node);
     if (m === undefined) {
-      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity };
+      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity };
       for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false });
       this.machines.set(node, m);
     }
@@ -200,8 +207,12 @@ export class Checker {
   }
 
   /** The node's saved state is gone: its epoch starts again from what it hears. */
-  stateLost(node: NodeName): void {
+  stateLost(atMs: number, node: NodeName): void {
     this.lastEpoch.delete(node);
+    this.lostStateMs.set(node, atMs);
+    // A committed operator decision may have lived on this disk and a
+    // minority of others: from here on a new leader may rightly not have it.
+    for (const t of Object.values(this.ops)) t.value = null;
   }
 
   epochSeen(atMs: number, node: NodeName, epoch: number): void {
@@ -213,8 +224,9 @@ export class Checker {
   event(atMs: number, ev: CoreEvent): void {
     if (ev.kind !== 'leader-elected') return;
     const prev = this.leaderOfEpoch.get(ev.epoch);
-    if (prev !== undefined && prev !== ev.leader) this.fail(atMs, 'two-leaders', `epoch ${ev.epoch} has leaders ${prev} and ${ev.leader}`);
-    this.leaderOfEpoch.set(ev.epoch, ev.leader);
+    const allForgot = prev !== undefined && this.electors.length > 0 && this.electors.every((e) => (this.lostStateMs.get(e) ?? -Infinity) > prev.atMs);
+    if (prev !== undefined && prev.leader !== ev.leader && !allForgot) this.fail(atMs, 'two-leaders', `epoch ${ev.epoch} has leaders ${prev.leader} and ${ev.leader}`);
+    this.leaderOfEpoch.set(ev.epoch, { leader: ev.leader, atMs });
   }
 
   runStart(atMs: number, node: NodeName, run: RunRequest, failurePath: boolean): void {

@@ -254,12 +254,12 @@ test('hole 4: a node that lost its saved state does not vote twice in an epoch',
 });
 
 test('hole 4, rule removed: a node that votes at once after losing its state is caught', () => {
-  const original = election.amnesicVoteRefusal;
-  (election as { amnesicVoteRefusal: typeof original }).amnesicVoteRefusal = () => null;
+  const original = election.rejoiningMayVote;
+  (election as { rejoiningMayVote: typeof original }).rejoiningMayVote = () => true;
   try {
     const { w } = lostState();
     assert.ok(w.checker.violations.some((v) => v.kind === 'two-leaders'), `the simulator sees two leaders without the rule: ${JSON.stringify(w.checker.violations)}`);
   } finally {
-    (election as { amnesicVoteRefusal: typeof original }).amnesicVoteRefusal = original;
+    (election as { rejoiningMayVote: typeof original }).rejoiningMayVote = original;
   }
 });

@@ -119,6 +119,7 @@ export class World {
     this.tickMs = opts.tickMs ?? 10;
     this.fenceOkP = opts.fenceOkP ?? 0.9;
     this.checker = new Checker(opts.services, opts.params.fenceConfigured, opts.safetyChecked ?? true, opts.params.demoteTimeoutMs);
+    this.checker.electors = opts.peers.filter((p) => p.elector).map((p) => p.name);
     for (const p of opts.peers) {
       this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [] });
     }
@@ -178,7 +179,7 @@ export class World {
       if (this.stopped) return;
       for (const n of this.nodes.values()) {
         if (n.core === null || n.frozen) continue;
-        this.call(n, () => n.core!.tick(this.nowMs));
+        this.call(n, () => n.core!.tick(this.clock(n.peer.name)));
       }
       this.at(this.nowMs + this.tickMs, tick);
     };
@@ -215,7 +216,7 @@ export class World {
     if (this.trace.length > TRACE_KEEP + 100) this.trace.splice(0, this.trace.length - TRACE_KEEP);
   }
 
-  private boot(name: NodeName): void {
+  private boot(name: NodeName, stateLost = false): void {
     const n = this.nodes.get(name)!;
     n.incarnation = this.nextIncarnation++;
     n.frozen = false;
@@ -226,12 +227,13 @@ export class World {
     n.core = new KoiNode({
       self: name,
       // Like koinode: its own roles it knows, a peer's only once it hears from it.
-      peers: [...this.nodes.values()].map((x) => (x.peer.name === name ? x.peer : { name: x.peer.name, elector: false, runner: false, priority: 0 })),
-      params: this.params,
+      peers: [...this.nodes.values()].map((x) => (x.peer.name === name ? this.helloOf(name) : { name: x.peer.name, elector: false, runner: false, priority: 0 })),
+      params: this.paramsOf(name),
       services: this.services.map((d) => ({ ...d, disabled: this.disabled.get(name)?.has(d.name) ?? false })),
       incarnation: n.incarnation,
-      nowMs: this.nowMs,
+      nowMs: this.clock(name),
       persisted: n.persisted,
+      stateLost,
     });
     // A leader's heartbeats to itself never cross the network: watch them too.
     const core = n.core as unknown as { send(to: NodeName, msg: Message): void };
@@ -264,14 +266,52 @@ export class World {
     if (loseState) {
       this.log(`${name} lost its saved state`);
       n.persisted = null;
-      this.checker.stateLost(name);
+      this.checker.stateLost(this.nowMs, name);
       this.stateLosses++;
     }
-    this.boot(name);
+    this.boot(name, loseState);
   }
 
   /** Restarts that came back without their saved state. */
   stateLosses = 0;
+  /** Lease grants that reached their runner. */
+  grantsDelivered = 0;
+  private readonly clockRates = new Map<NodeName, number>();
+
+  /** Node `name`'s clock runs at `rate` × real time (1: exact). */
+  setClockRate(name: NodeName, rate: number): void {
+    this.clockRates.set(name, rate);
+  }
+
+  private readonly nodeParams = new Map<NodeName, Partial<CoreParams>>();
+
+  /** Node `name`'s own settings: the cluster's, with what was changed for it alone. */
+  paramsOf(name: NodeName): CoreParams {
+    return { ...this.params, ...this.nodeParams.get(name) };
+  }
+
+  /** A reload on `name` changes some of its settings (the others keep theirs). */
+  reload(name: NodeName, over: Partial<CoreParams>): void {
+    this.nodeParams.set(name, { ...this.nodeParams.get(name), ...over });
+    this.log(`${name} reloads ${JSON.stringify(over)}`);
+    const n = this.nodes.get(name)!;
+    this.input(n, n.incarnation, () => n.core!.updateParams(this.paramsOf(name)));
+  }
+
+  /** What `name` says of itself in a hello: roles, rank and safety timings. */
+  private helloOf(name: NodeName): PeerInfo {
+    const p = this.paramsOf(name);
+    return { ...this.nodes.get(name)!.peer, masterLeaseMs: p.masterLeaseMs, demoteTimeoutMs: p.demoteTimeoutMs };
+  }
+
+  /** What `name`'s monotonic clock reads now. */
+  clock(name: NodeName): number {
+    return this.nowMs * (this.clockRates.get(name) ?? 1);
+  }
+
+  private realTime(name: NodeName, clockMs: number): number {
+    return clockMs / (this.clockRates.get(name) ?? 1);
+  }
 
   /** koinode stops (SIGSTOP) while its services keep running. */
   freeze(name: NodeName): void {
@@ -287,7 +327,7 @@ export class World {
     if (!n.frozen) return;
     this.log(`${name} thaws (${n.deferred.length} inputs waiting)`);
     n.frozen = false;
-    this.call(n, () => n.core!.tick(this.nowMs));
+    this.call(n, () => n.core!.tick(this.clock(n.peer.name)));
     const waiting = n.deferred;
     n.deferred = [];
     for (const f of waiting) f();
@@ -369,7 +409,8 @@ export class World {
     const l = this.link(from, to);
     const dest = this.nodes.get(to)!;
     const inc = dest.incarnation;
-    this.at(this.nowMs + l.minDelayMs, () => this.input(dest, inc, () => dest.core!.setPeerInfo(src.peer)));
+    const hello = this.helloOf(from);
+    this.at(this.nowMs + l.minDelayMs, () => this.input(dest, inc, () => dest.core!.setPeerInfo(hello)));
   }
 
   private sendMessage(from: NodeName, to: NodeName, msg: Message): void {
@@ -380,13 +421,13 @@ export class World {
       const delay = l.minDelayMs + this.rng.next() * (l.maxDelayMs - l.minDelayMs);
       const dest = this.nodes.get(to)!;
       const inc = dest.incarnation;
-      const hello = this.nodes.get(from)!.peer;
+      const hello = this.helloOf(from);
       // As on a real link, the sender's hello (its roles) comes before its first message.
       this.at(this.nowMs + delay, () =>
         this.input(dest, inc, () => {
           this.observeDelivery(to, dest.incarnation, msg);
           dest.core!.setPeerInfo(hello);
-          dest.core!.step({ kind: 'message', from, msg }, this.nowMs);
+          dest.core!.step({ kind: 'message', from, msg }, this.clock(to));
         }),
       );
     }
@@ -396,7 +437,13 @@ export class World {
   private observeDelivery(to: NodeName, incarnation: number, msg: Message): void {
     if (msg.kind !== 'heartbeat') return;
     if (msg.grant !== null && msg.master === to && msg.grant.incarnation === incarnation) {
-      this.checker.leaseGranted(to, msg.grant.echoMs + this.params.masterLeaseMs);
+      this.grantsDelivered++;
+      // The lease ends on the runner's clock; the checker counts in real time.
+      // The runner keeps to the shorter of its own timings and the grant's.
+      const own = this.paramsOf(to);
+      const leaseMs = Math.min(own.masterLeaseMs, msg.grant.leaseMs ?? Infinity);
+      const demoteMs = Math.min(own.demoteTimeoutMs, msg.grant.demoteMs ?? Infinity);
+      this.checker.leaseGranted(to, this.realTime(to, msg.grant.echoMs + leaseMs), demoteMs);
     }
     if (msg.state !== null) this.checker.maintenanceSeen(this.nowMs, to, msg.state.maintenance);
   }
@@ -460,7 +507,7 @@ export class World {
     this.checker.runEnd(this.nowMs, n.peer.name, run.req.service, run.req.event, exitCode, signal);
     const wallMs = Math.round(this.nowMs);
     this.input(n, run.incarnation, () =>
-      n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs }, this.nowMs),
+      n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs }, this.clock(n.peer.name)),
     );
   }
 
@@ -474,7 +521,7 @@ export class World {
       if (ok) this.crash(target);
       else this.checker.fenceFailed(target);
       this.log(`fence of ${target} by ${n.peer.name}: ${ok ? 'powered off' : 'failed'}`);
-      this.input(n, inc, () => n.core!.step({ kind: 'fence-done', fenceId, ok }, this.nowMs));
+      this.input(n, inc, () => n.core!.step({ kind: 'fence-done', fenceId, ok }, this.clock(n.peer.name)));
     });
   }
 
@@ -492,7 +539,7 @@ export class World {
     // The checker learns it when koinode does (a frozen koinode learns it late).
     this.input(n, n.incarnation, () => {
       this.checker.setDisabled(node, service, disabled);
-      n.core!.step({ kind: 'service-disabled', service, disabled }, this.nowMs);
+      n.core!.step({ kind: 'service-disabled', service, disabled }, this.clock(node));
     });
   }
 
@@ -523,7 +570,7 @@ export class World {
       return;
     }
     this.forwardHops.set(requestId, hops);
-    this.input(n, n.incarnation, () => n.core!.step({ kind: 'admin', requestId, command }, this.nowMs));
+    this.input(n, n.incarnation, () => n.core!.step({ kind: 'admin', requestId, command }, this.clock(target)));
   }
 
   private readonly forwardHops = new Map<number, number>();
