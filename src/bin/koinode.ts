@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     .option('log', { type: 'string', default: 'console', describe: 'console | json | file:PATH' })
     .option('log-level', { type: 'string', default: 'info', choices: ['error', 'warn', 'info', 'debug'] })
     .option('color', { type: 'boolean', default: true, describe: 'colour on a terminal (--no-color to turn off)' })
+    .option('rejoin', { type: 'boolean', default: false, describe: 'this machine ran koinode before and its state_dir is lost (a rebuilt disk): vote again only after following a leader' })
     .version(VERSION)
     .help()
     .strict()
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
 
   let daemon: Daemon;
   try {
-    daemon = new Daemon({ config, configFiles: files, flags, log, version: VERSION });
+    daemon = new Daemon({ config, configFiles: files, flags, log, version: VERSION, rejoin: argv.rejoin });
     await daemon.start();
   } catch (e) {
     process.stderr.write(`koinode: ${(e as Error).message}\n`);

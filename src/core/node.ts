@@ -155,6 +155,8 @@ export class KoiNode {
     this.epoch = setup.persisted?.epoch ?? 0;
     this.votedFor = setup.persisted?.votedFor ?? null;
     this.state = setup.persisted ? cloneState(setup.persisted.state) : initialClusterState();
+    // Save at once: a state_dir that has run once is never taken for a first start again.
+    if (setup.persisted === null) this.persistDirty = true;
     if (setup.stateLost === true || setup.persisted?.rejoining === true) {
       this.rejoiningSinceMs = setup.nowMs;
       this.persistDirty = true;

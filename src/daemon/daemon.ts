@@ -63,6 +63,8 @@ export interface DaemonOptions {
   flags: ConfigFlags;
   log: Log;
   version: string;
+  /** `--rejoin`: this node ran before and lost its state_dir. */
+  rejoin?: boolean;
 }
 
 interface Watcher {
@@ -107,6 +109,10 @@ export class Daemon {
     const c = this.config;
     this.store = new StateStore(c.node.stateDir);
     const persisted = this.store.load();
+    // Its state file gone from a state_dir that had one, or the operator says so.
+    const stateLost = opts.rejoin === true || (persisted === null && this.store.ranBefore());
+    if (persisted === null && !stateLost) this.log.info('state', `first start: no saved state in ${c.node.stateDir} (if this machine ran koinode before and lost its disk, start it once with --rejoin)`);
+    this.store.markRan();
     if (c.node.runner) {
       const d = discoverServices(c.service.folder);
       for (const w of d.warnings) this.log.warn('services', w);
@@ -130,6 +136,7 @@ export class Daemon {
       incarnation: randomInt(1, 2 ** 31 - 1),
       nowMs: monotonicMs(),
       persisted,
+      stateLost,
     });
     this.auth = new Authenticator(c.cluster.secret, c.cluster.id, c.node.name);
     this.executor = new Executor({

@@ -1,15 +1,28 @@
 // What must survive a restart (epoch, vote, replicated state), written
 // atomically: a temporary file, fsync, then rename.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PersistedState } from '../core/types';
 
 export class StateStore {
   readonly file: string;
 
+  /** Left beside the state file on the first start: its absence later means a first start. */
+  private readonly marker: string;
+
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.file = join(dir, 'state.json');
+    this.marker = join(dir, 'ran-before');
+  }
+
+  /** koinode ran with this state_dir before (so a missing state file was lost). */
+  ranBefore(): boolean {
+    return existsSync(this.marker);
+  }
+
+  markRan(): void {
+    if (!this.ranBefore()) writeFileSync(this.marker, 'koinode has run with this state_dir; see docs/OPERATIONS.md before deleting anything here\n', { mode: 0o600 });
   }
 
   load(): PersistedState | null {
