@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, REPO, startNode } from '../../src/demo/local-cluster';
 import { TestCluster } from './harness';
-import { readLines, until } from './probes';
+import { readLines, startN1First, STEADY, until } from './probes';
 
 const RECORDER = `#!/bin/sh
 echo "$1|$KOI_EVENT_ID|$KOI_NODE|$KOI_NODE_ADDRESS|$KOI_EPOCH|$KOI_MASTER|$KOI_UP_NODES|$KOI_UP_ADDRESSES" >> "$KOI_JOURNAL_DIR/events-$KOI_LEADER"
@@ -51,7 +51,7 @@ test('handlers see runner-failed, runner-recovered and maintenance-on with KOI_E
   const [rport] = await freePorts(1);
   const redis: ChildProcess = spawn('redis-server', ['--port', String(rport), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   let sub: ChildProcess | null = null;
-  const c = await TestCluster.start(undefined, { start: false });
+  const c = await TestCluster.start(undefined, { start: false, extra: STEADY });
   try {
     for (const n of c.nodes) {
       const dir = join(n.dir, 'handlers');
@@ -78,7 +78,7 @@ test('handlers see runner-failed, runner-recovered and maintenance-on with KOI_E
       KOI_DNS_RELOAD: `echo "$KOI_EVENT_ID $(head -n1 "$KOI_DNS_FILE")" >> ${reloads}`,
       KOI_REDIS_PORT: String(rport),
     };
-    for (const n of c.nodes) startNode(n, env);
+    await startN1First(c, (name) => startNode(c.node(name), env));
     // n1 leads in the end (a late start means a takeover): wait for it and its sync, so
     // the events below happen within one leadership.
     const s = await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable && (n.state === 'slave' || n.state === 'master')), 20_000);
@@ -106,7 +106,10 @@ test('handlers see runner-failed, runner-recovered and maintenance-on with KOI_E
     // A runner that is neither leader nor master fails its status.
     const V = ['n1', 'n2', 'n3'].find((n) => n !== L && n !== M)!;
     c.setFlag(`fail-${V}-db-status`);
-    await until('runner-failed', () => calls(c).some((x) => x.kind === 'runner-failed'), 15_000);
+    await until('runner-failed', () => calls(c).some((x) => x.kind === 'runner-failed'), 30_000).catch(async (e: Error) => {
+      const st = await c.status();
+      throw new Error(`${e.message}; ${V} failing; handled: ${calls(c).map((x) => `${x.kind} ${x.id}`).join(', ')}; status: ${JSON.stringify(st?.nodes.map((n) => [n.name, n.state]))}`);
+    });
     c.clearFlag(`fail-${V}-db-status`);
     const failed = calls(c).find((x) => x.kind === 'runner-failed')!;
     assert.equal(failed.node, V, 'KOI_NODE names the failed runner');
@@ -116,7 +119,7 @@ test('handlers see runner-failed, runner-recovered and maintenance-on with KOI_E
     await until('dns without the failed runner', () => readLines(dns).filter((l) => l.endsWith(' service.koi')).length === 2);
 
     succeeded(await c.koi(['recover', V]));
-    await until('runner-recovered', () => calls(c).some((x) => x.kind === 'runner-recovered'), 15_000);
+    await until('runner-recovered', () => calls(c).some((x) => x.kind === 'runner-recovered'), 30_000);
     const rec = calls(c).find((x) => x.kind === 'runner-recovered')!;
     assert.equal(rec.node, V);
     assert.equal(rec.address, addr(V));

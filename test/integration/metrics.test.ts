@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import type { StatusJson } from '../../src/admin-types';
 import { freePorts } from '../../src/demo/local-cluster';
 import { TestCluster } from './harness';
-import { addConf, fetchText, readLines, sample, until } from './probes';
+import { addConf, fetchText, readLines, sample, startN1First, STEADY, until } from './probes';
 
 test('metrics: epoch, script seconds and failures, bytes received, handler and fence counters, /status.json', async () => {
   const mports = await freePorts(3);
-  const c = await TestCluster.start(undefined, { start: false });
+  const c = await TestCluster.start(undefined, { start: false, extra: STEADY });
   try {
     const fence = join(c.root, 'fence');
     writeFileSync(fence, '#!/bin/sh\necho "$1" >> "$(dirname "$0")/fenced"\nexit 0\n', { mode: 0o755 });
@@ -25,8 +25,8 @@ test('metrics: epoch, script seconds and failures, bytes received, handler and f
     }
     // Every start takes at least 0.3 s: the seconds counter must show it.
     c.setFlag('sleep-start', '0.3');
-    for (const n of c.nodes) c.startNode(n.name);
-    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable && (n.state === 'slave' || n.state === 'master')), 15_000);
+    await startN1First(c, (name) => c.startNode(name));
+    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable && (n.state === 'slave' || n.state === 'master')), 30_000);
     const L = s.cluster.leader!;
     const url = (name: string, path: string) => `http://127.0.0.1:${mports[c.nodes.findIndex((n) => n.name === name)]}${path}`;
     const metrics = async (name: string) => (await fetchText(url(name, '/metrics'))).body;
@@ -51,14 +51,17 @@ test('metrics: epoch, script seconds and failures, bytes received, handler and f
     });
 
     // The status document is the leader's complete view, as koi status gives it.
-    const doc = await fetchText(url(L, '/status.json'));
-    assert.equal(doc.status, 200);
-    assert.match(doc.type, /^application\/json/);
-    const j = JSON.parse(doc.body) as StatusJson;
-    assert.equal(j.answeredBy, L);
-    assert.equal(j.partial, false);
-    assert.deepEqual([j.cluster.leader, j.cluster.master, j.cluster.epoch], [s.cluster.leader, s.cluster.master, s.cluster.epoch]);
-    assert.deepEqual(j.nodes.map((n) => [n.name, n.address]), s.nodes.map((n) => [n.name, n.address]));
+    await until('/status.json agrees with koi status', async () => {
+      const doc = await fetchText(url(L, '/status.json'));
+      assert.equal(doc.status, 200);
+      assert.match(doc.type, /^application\/json/);
+      const j = JSON.parse(doc.body) as StatusJson;
+      const k = (await c.status())!;
+      assert.equal(j.answeredBy, L);
+      assert.equal(j.partial, false);
+      assert.deepEqual(j.nodes.map((n) => [n.name, n.address]), k.nodes.map((n) => [n.name, n.address]));
+      return JSON.stringify([j.cluster, j.nodes.map((n) => [n.state, n.services.map((x) => x.state)])]) === JSON.stringify([k.cluster, k.nodes.map((n) => [n.state, n.services.map((x) => x.state)])]);
+    });
 
     // A failing status script on one runner is counted there.
     const V = ['n1', 'n2', 'n3'].find((n) => n !== L && n !== s.cluster.master)!;

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts } from '../../src/demo/local-cluster';
 import { TestCluster } from './harness';
-import { addConf, alive, fetchText, readLines, sample, until } from './probes';
+import { addConf, alive, fetchText, readLines, sample, startN1First, STEADY, until } from './probes';
 
 // Hangs for n3 only (with a child of its own); any other node is "not fenced".
 const FENCE = `#!/bin/sh
@@ -32,7 +32,7 @@ exit 0
 
 test('a hanging fence is killed after 30 s and counts as failed; a hanging handler is killed and the next event still runs', async () => {
   const mports = await freePorts(3);
-  const c = await TestCluster.start(undefined, { start: false });
+  const c = await TestCluster.start(undefined, { start: false, extra: STEADY });
   try {
     const fence = join(c.root, 'fence');
     writeFileSync(fence, FENCE, { mode: 0o755 });
@@ -42,15 +42,17 @@ test('a hanging fence is killed after 30 s and counts as failed; a hanging handl
       mkdirSync(join(n.dir, 'handlers'));
       writeFileSync(join(n.dir, 'handlers', '10-slow'), HANDLER, { mode: 0o755 });
     }
-    for (const n of c.nodes) c.startNode(n.name);
-    await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 15_000);
+    await startN1First(c, (name) => c.startNode(name));
+    await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 30_000);
     const r = await c.koi(['promote', 'n3']);
     assert.equal(r.code, 0, r.stderr);
     await c.waitFor('n3 master', (x) => x.cluster.master === 'n3' && c.settled(x) && x.cluster.leader !== 'n3', 15_000);
 
     c.kill9('n3');
     await until('fence running', () => readLines(join(c.root, 'fence.pids')).length === 1, 10_000);
-    await until('handler hanging on node-down', () => readLines(join(c.root, 'handler.pids')).length === 1, 10_000);
+    await until('handler hanging on node-down', () => readLines(join(c.root, 'handler.pids')).length === 1, 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}; handled: ${readLines(join(c.root, 'handled')).join(', ')}`);
+    });
     const fencePids = readLines(join(c.root, 'fence.pids'))[0]!.split(' ').map(Number);
     const handlerPids = readLines(join(c.root, 'handler.pids'))[0]!.split(' ').map(Number);
 
