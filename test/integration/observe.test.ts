@@ -75,7 +75,7 @@ test('koinode tells systemd it is ready (Type=notify) once it listens', async (t
     const end = Date.now() + 5000;
     while (!got.includes('bound') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     startNode(c.node('n1'), { NOTIFY_SOCKET: sock });
-    while (!got.includes('READY=1') && Date.now() < end + 5000) await new Promise((r) => setTimeout(r, 50));
+    while (!got.includes('READY=1') && Date.now() < end + 20_000) await new Promise((r) => setTimeout(r, 50));
     assert.match(got, /READY=1/);
   } finally {
     listener.kill();
