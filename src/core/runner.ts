@@ -202,6 +202,19 @@ export class Runner {
     return this.following ? 'slave' : 'live';
   }
 
+  /**
+   * The loop stalled for `stalledMs`, past what the safety margin allows.
+   * Another stall like it would carry a holder past its lease end unnoticed
+   * when less than that much lease is left: then it ends its lease now (and
+   * demotes at its next tick). Returns whether it let go.
+   */
+  loopStalled(nowMs: number, stalledMs: number): boolean {
+    if (!this.holding() || this.maintenance || this.leaseUntilMs - nowMs >= stalledMs) return false;
+    this.leaseUntilMs = Math.min(this.leaseUntilMs, nowMs);
+    this.changes++;
+    return true;
+  }
+
   /** The shortest demote time a leader's grant counted on (Infinity: none said). */
   private grantDemoteMs = Infinity;
 

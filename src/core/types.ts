@@ -280,6 +280,11 @@ export type Input =
   | { kind: 'service-disabled'; service: string; disabled: boolean }
   /** koinode is stopping: demote and stop every service in order. */
   | { kind: 'shutdown' }
+  /**
+   * The edge found its event loop stalled for longer than the safety margin
+   * allows: deadlines may have been met late, so a holder lets go now.
+   */
+  | { kind: 'loop-stalled'; stalledMs: number }
   | { kind: 'admin'; requestId: number; command: AdminCommand };
 
 /** Things worth logging, counting and turning into handler events. */

@@ -29,6 +29,14 @@ import { buildStatus } from './status-view';
 import { monotonicMs } from './clock';
 
 export const TICK_MS = 100;
+/**
+ * What the leader adds to every lease bound, in parts (docs/ARCHITECTURE.md):
+ * a tick to notice a deadline, a loop stall up to STALL_LIMIT_MS, a clock
+ * rate difference of 0.5 % over lease + demote (33 ms at the defaults) and
+ * the kill's own latency.
+ */
+const STALL_LIMIT_MS = 150;
+export const SAFETY_MARGIN_MS = TICK_MS + STALL_LIMIT_MS + 50 + 50;
 const FENCE_TIMEOUT_MS = 30_000;
 const ADMIN_REPLY_TIMEOUT_MS = 5_000;
 
@@ -52,7 +60,7 @@ export function coreParams(c: KoiConfig): CoreParams {
     killGraceMs: 2000,
     takeoverSettleMs: 4 * c.time.leaderTimeoutMs,
     // The runner notices a lease end or a kill deadline at its next tick.
-    safetyMarginMs: 2 * TICK_MS + 50,
+    safetyMarginMs: SAFETY_MARGIN_MS,
     fenceConfigured: c.cluster.fence !== null,
   };
 }
@@ -102,6 +110,9 @@ export class Daemon {
   private metricsServer: HttpServer | null = null;
   private stopping: { deadlineMs: number; resolve: () => void } | null = null;
   boundPort = 0;
+  private lastTickMs = monotonicMs();
+  /** Largest lateness of a tick seen (for metrics): how long the loop stalled. */
+  maxStallMs = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     this.config = opts.config;
@@ -213,7 +224,14 @@ export class Daemon {
   // ---- the loop ----------------------------------------------------------------
 
   private tick(): void {
-    this.core.tick(monotonicMs());
+    const now = monotonicMs();
+    // A tick far later than planned means the loop stalled (GC, a slow disk,
+    // a paused VM): past the slack of the safety margin a holder lets go.
+    const lateMs = now - this.lastTickMs - TICK_MS;
+    this.lastTickMs = now;
+    this.maxStallMs = Math.max(this.maxStallMs, lateMs);
+    if (lateMs > STALL_LIMIT_MS) this.core.step({ kind: 'loop-stalled', stalledMs: lateMs }, now);
+    this.core.tick(now);
     this.flush();
     if (this.stopping !== null) this.checkStopped();
     if (++this.ticks % 5 === 0) this.handlerEvents();
@@ -259,6 +277,8 @@ export class Daemon {
 
   private flush(): void {
     const r: Ready = this.core.ready();
+    // Kills first: a lease that ran out must not wait for an fsync or a log line.
+    for (const s of r.signals) this.executor.signal(s.runId, s.signal);
     if (r.persist !== null) {
       try {
         this.store.save(r.persist);
@@ -272,8 +292,7 @@ export class Daemon {
     for (const run of r.runs) this.startScript(run);
     for (const s of r.signals) {
       const j = this.jobs.get(s.runId);
-      this.log.warn('scripts', `${j?.service}/${j?.event} ran past its time limit: ${s.signal}`);
-      this.executor.signal(s.runId, s.signal);
+      this.log.warn('scripts', `${j?.service}/${j?.event} ran past its time limit: ${s.signal} sent`);
     }
     for (const f of r.fences) this.fence(f.fenceId, f.node);
     for (const e of r.events) this.event(e);

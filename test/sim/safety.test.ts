@@ -263,3 +263,38 @@ test('hole 4, rule removed: a node that votes at once after losing its state is 
     (election as { rejoiningMayVote: typeof original }).rejoiningMayVote = original;
   }
 });
+
+test('hole 5: a holder whose loop stalled with less lease left than the stall lets go at once', () => {
+  const w = cluster({ nodes: names(3) });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  promoteWhenReady(w, 'n2');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n2' && settled(w), 3000));
+  // Cut off, n2's lease (800 ms) runs down; a 400 ms stall leaves less than that.
+  partition(w, ['n2'], ['n1', 'n3']);
+  w.runFor(50);
+  w.freeze('n2');
+  w.runFor(400);
+  const thawMs = w.nowMs;
+  w.thaw('n2');
+  assert.ok(w.core('n2')!.runner!.report(w.clock('n2')).holding, 'n2 still held, its lease not yet over');
+  const stalled = eventsOf(w, 'warning').find((e) => e.node === 'n2' && e.ev.text.startsWith('event loop stalled'));
+  assert.ok(stalled !== undefined, 'n2 said its loop stalled');
+  const demote = w.runLog.find((r) => r.node === 'n2' && r.event === 'demote' && r.atMs >= stalled.atMs);
+  assert.ok(demote !== undefined && demote.atMs === thawMs, `and demoted at once (${demote?.atMs} vs thaw ${thawMs}), not at its lease end`);
+  w.runFor(3000);
+  assertNoViolations(w);
+});
+
+test('a loop stall with plenty of lease left changes nothing', () => {
+  const w = cluster({ nodes: names(3) });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  const m = masterOf(w)!;
+  const t0 = w.nowMs;
+  w.freeze(m);
+  w.runFor(250);
+  w.thaw(m);
+  w.runFor(2000);
+  assert.equal(w.runLog.filter((r) => r.node === m && r.event === 'demote' && r.atMs >= t0).length, 0, 'no demote');
+  assert.equal(masterOf(w), m);
+  assertNoViolations(w);
+});

@@ -74,6 +74,7 @@ interface SimNode {
   runs: Map<number, SimRun>;
   /** Inputs that arrived while frozen, delivered on thaw. */
   deferred: (() => void)[];
+  frozenAtMs?: number;
 }
 
 interface Ev {
@@ -81,6 +82,9 @@ interface Ev {
   seq: number;
   fn: () => void;
 }
+
+/** The stall koinode tolerates before a holder lets go (its STALL_LIMIT_MS). */
+const STALL_LIMIT_MS = 150;
 
 const QUIET: LinkState = { cut: false, lossP: 0, dupP: 0, minDelayMs: 0.2, maxDelayMs: 2 };
 
@@ -319,6 +323,7 @@ export class World {
     if (n.core === null || n.frozen) return;
     this.log(`${name} freezes`);
     n.frozen = true;
+    n.frozenAtMs = this.nowMs;
     this.checker.frozen(name);
   }
 
@@ -327,6 +332,9 @@ export class World {
     if (!n.frozen) return;
     this.log(`${name} thaws (${n.deferred.length} inputs waiting)`);
     n.frozen = false;
+    // Like koinode, it sees how late its tick is, and says so when past the limit.
+    const stalledMs = this.nowMs - (n.frozenAtMs ?? this.nowMs);
+    if (stalledMs > this.tickMs + STALL_LIMIT_MS) this.call(n, () => n.core!.step({ kind: 'loop-stalled', stalledMs }, this.clock(name)));
     this.call(n, () => n.core!.tick(this.clock(n.peer.name)));
     const waiting = n.deferred;
     n.deferred = [];
