@@ -839,9 +839,10 @@ export class KoiNode {
     // tick rather than a heartbeat period later, and so does a designation
     // this ack committed.
     if (from === this.state.master && v.lastGrantSeq < 0) lead.heartbeatDue = true;
+    let grantNow = false;
     if (this.designationCommitted()) {
       lead.designationPending = null;
-      lead.heartbeatDue = true;
+      grantNow = true;
     }
     const current = compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, this.state) >= 0;
     if (current && !this.state.maintenance && this.state.frozenHolders.includes(from)) {
@@ -853,6 +854,9 @@ export class KoiNode {
     }
     this.decideMaster();
     this.settlePending();
+    // The master's lease may be running low (a leader change): grant at once
+    // rather than at the next tick.
+    if (grantNow && this.role === 'leader' && this.hasQuorum()) this.sendHeartbeats();
   }
 
   private recordFailures(r: RunnerReport): void {
