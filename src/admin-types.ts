@@ -53,6 +53,8 @@ export interface StatusJson {
     manualMaster: boolean;
     maintenance: boolean;
     quorum: { required: number; electors: number; reachable: number };
+    /** Runners that keep the leader from promoting anyone, and what would free each. */
+    waitingFor: { node: string; reason: string }[];
   };
   nodes: NodeJson[];
   /** Which node answered, and whether it is the leader's complete view. */

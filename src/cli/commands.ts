@@ -87,6 +87,7 @@ export async function status(ctx: Ctx, node: string | undefined): Promise<void> 
   if (c.maintenance) notes.push(paint(o, 'yellow', 'MAINTENANCE: no script runs, no role changes (koi maintenance off)'));
   if (c.manualMaster) notes.push(paint(o, 'yellow', 'manual mode: no master until koi elect or koi promote'));
   if (c.target !== null) notes.push(`switching master to ${c.target}`);
+  for (const w of c.waitingFor ?? []) notes.push(paint(o, 'yellow', `waiting: ${w.reason}`));
   if (st.partial) notes.push(paint(o, 'yellow', `partial view from ${st.answeredBy}: no leader answered`));
   const rows = [['NODE', 'ADDRESS', 'ROLES', 'STATE', 'SEEN', 'FAILS', 'SERVICES']];
   for (const n of st.nodes) {

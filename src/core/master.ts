@@ -150,6 +150,21 @@ export function inheritedDesignationPending(s: ClusterState): { versionEpoch: nu
   return s.master === null ? null : { versionEpoch: s.versionEpoch, versionSeq: s.versionSeq };
 }
 
+/** What would free a runner that may still hold the role, for people. */
+export function blockerReason(ctx: MasterContext, name: NodeName): string {
+  const v = ctx.views.get(name);
+  const r = v?.report ?? null;
+  const way = `koi confirm-down ${name} once its machine is off`;
+  if (r !== null && r.holding && reachable(ctx, name)) return `${name} still holds the role (demoting)`;
+  if (ctx.state.frozenHolders.includes(name)) {
+    return `${name} may have held the role through maintenance: waiting for it to answer${ctx.params.fenceConfigured ? ', or to be fenced' : ''}, or ${way}`;
+  }
+  if (ctx.params.fenceConfigured && v !== undefined && !fenceFailedSinceGrant(v)) return `${name} is unreachable: waiting for its fence, or ${way}`;
+  const lastGrant = Math.max(v?.lastGrantMs ?? -Infinity, ctx.oldGrantsBoundMs);
+  const leftMs = Math.max(0, lastGrant + ctx.boundLeaseMs + ctx.boundDemoteMs + ctx.params.safetyMarginMs - ctx.nowMs);
+  return `${name} is unreachable: its lease and demote time run out in ${(leftMs / 1000).toFixed(1)}s, or ${way}`;
+}
+
 /** Why the designated master must be revoked now, or null to keep it. */
 export function revokeReason(ctx: MasterContext, master: NodeName): string | null {
   if (!mayBeRunner(ctx, master)) return 'not a runner';
@@ -217,6 +232,13 @@ export function refuseCommand(ctx: MasterContext, c: AdminCommand): string | nul
       }
       return null;
     }
+    case 'confirm-down': {
+      const peer = ctx.peers.get(c.node);
+      if (peer === undefined) return `no node named ${c.node} — see koi status for the names`;
+      if (c.node === ctx.self) return `${c.node} is the leader itself — it is up`;
+      if (reachable(ctx, c.node)) return `${c.node} is reachable — it can tell the leader itself whether it holds the role; confirm-down is for a machine that is powered off`;
+      return null;
+    }
     case 'start':
     case 'stop':
     case 'recover': {
@@ -270,6 +292,13 @@ export function applyCommand(s: ClusterState, c: AdminCommand, mayHoldNow: NodeN
     case 'recover':
       s.recoverTokens = { ...s.recoverTokens, [c.node]: (s.recoverTokens[c.node] ?? 0) + 1 };
       return `recover ${c.node}`;
+    case 'confirm-down':
+      s.frozenHolders = s.frozenHolders.filter((n) => n !== c.node);
+      s.failures = [
+        ...s.failures,
+        { wallMs: c.wallMs, node: c.node, service: '-', event: 'confirm-down' as const, exitCode: null, signal: null, output: ['the operator confirmed the machine is down (koi confirm-down)'] },
+      ].slice(-200);
+      return `confirm-down ${c.node}`;
     default:
       return assertNever(c);
   }

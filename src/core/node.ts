@@ -3,6 +3,7 @@
 import type {
   AdminCommand,
   AdminReply,
+  Blocker,
   ClusterState,
   CoreParams,
   ElectorRole,
@@ -20,6 +21,7 @@ import { cloneState, compareVersion, initialClusterState, MAX_FAILURE_RECORDS, o
 import { decideVote, newestState, oldGrantsBoundMs, rejoiningMayVote, type GrantedVote } from './election';
 import {
   applyCommand,
+  blockerReason,
   chooseMaster,
   confirmedFree,
   inheritedDesignationPending,
@@ -73,6 +75,8 @@ interface Leadership {
   oldGrantsBoundMs: number;
   lastQuorumMs: number;
   pending: PendingReply[];
+  /** Runners that keep the leader from promoting its candidate, as last seen. */
+  blockers: Blocker[];
   /** Fence attempts in flight: their target and the heartbeat sequence when they began. */
   fences: Map<number, { node: NodeName; seq: number }>;
   /**
@@ -295,6 +299,11 @@ export class KoiNode {
   /** Whether this node's hello has arrived (its roles in `peers` are facts). */
   knowsRoles(name: NodeName): boolean {
     return this.heard.has(name);
+  }
+
+  /** What the leader waits for before it promotes anyone (empty: nothing, or not leader). */
+  blockers(): readonly Blocker[] {
+    return this.lead?.blockers ?? [];
   }
 
   leaderViews(): ReadonlyMap<NodeName, NodeView> | null {
@@ -664,6 +673,7 @@ export class KoiNode {
       lastQuorumMs: now,
       pending: [],
       fences: new Map(),
+      blockers: [],
       // An inherited master is renewed only once a quorum holds this
       // leadership's state naming it: the designation may have reached only
       // a minority before (our own votes can come from such a minority).
@@ -889,6 +899,7 @@ export class KoiNode {
     const cand = this.state.target ?? chooseMaster(ctx);
     if (cand === null) return;
     const blockers = [...this.peers.values()].filter((p) => p.name !== cand && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name));
+    this.lead.blockers = blockers.map((b) => ({ node: b.name, reason: blockerReason(ctx, b.name) }));
     if (blockers.length === 0) {
       const reason = this.state.target === cand ? 'koi promote' : 'automatic choice';
       this.changeState(`master ${cand} designated`, (s) => {
@@ -955,6 +966,12 @@ export class KoiNode {
     const mayHoldNow = [...this.peers.values()]
       .filter((p) => mayBeRunner(ctx, p.name) && (p.name === this.state.master || mayHold(ctx, p.name) || !confirmedFree(ctx, p.name)))
       .map((p) => p.name);
+    if (command.kind === 'confirm-down') {
+      // As good as a fence that succeeded now: nothing granted so far counts.
+      const v = this.lead.views.get(command.node)!;
+      v.fencedAtSeq = this.lead.seq;
+      this.out.events.push({ kind: 'warning', text: `the operator confirmed ${command.node} is down (koi confirm-down): its role is free` });
+    }
     let what = '';
     this.changeState('admin', (s) => {
       what = applyCommand(s, command, mayHoldNow);

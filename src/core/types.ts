@@ -86,7 +86,8 @@ export interface FailureRecord {
   wallMs: number;
   node: NodeName;
   service: string;
-  event: ScriptEvent;
+  /** The script that failed, or the operator's `koi confirm-down`. */
+  event: ScriptEvent | 'confirm-down';
   exitCode: number | null;
   signal: string | null;
   /** Last lines of the script's output, already bounded by the edge. */
@@ -254,7 +255,16 @@ export type AdminCommand =
   | { kind: 'maintenance'; on: boolean }
   | { kind: 'start'; node: NodeName }
   | { kind: 'stop'; node: NodeName }
-  | { kind: 'recover'; node: NodeName };
+  | { kind: 'recover'; node: NodeName }
+  /** The operator vouches that the node's machine is down (powered off): free its role. */
+  | { kind: 'confirm-down'; node: NodeName; wallMs: number };
+
+/** Why the leader does not promote anyone yet: one runner that may still hold. */
+export interface Blocker {
+  node: NodeName;
+  /** What would free it, for people (status output). */
+  reason: string;
+}
 
 export interface AdminReply {
   requestId: number;

@@ -686,7 +686,7 @@ function replyToResponse(r: AdminReply): AdminResponse {
   }
 }
 
-const COMMANDS = new Set(['promote', 'demote', 'elect', 'maintenance', 'start', 'stop', 'recover']);
+const COMMANDS = new Set(['promote', 'demote', 'elect', 'maintenance', 'start', 'stop', 'recover', 'confirm-down']);
 
 function checkAdminRequest(p: unknown): AdminRequest {
   const o = p as Record<string, unknown> | null;
@@ -703,7 +703,8 @@ function checkAdminRequest(p: unknown): AdminRequest {
     case 'command': {
       const c = o.command as Record<string, unknown> | null;
       if (typeof c !== 'object' || c === null || !COMMANDS.has(String(c.kind))) throw new AuthError('command: unknown kind', 'malformed');
-      if (['promote', 'start', 'stop', 'recover'].includes(String(c.kind)) && typeof c.node !== 'string') throw new AuthError('command: node', 'malformed');
+      if (['promote', 'start', 'stop', 'recover', 'confirm-down'].includes(String(c.kind)) && typeof c.node !== 'string') throw new AuthError('command: node', 'malformed');
+      if (c.kind === 'confirm-down' && (typeof c.wallMs !== 'number' || !Number.isFinite(c.wallMs))) throw new AuthError('command: wallMs', 'malformed');
       if (c.kind === 'maintenance' && typeof c.on !== 'boolean') throw new AuthError('command: on', 'malformed');
       return { op: 'command', command: c as unknown as AdminCommand };
     }

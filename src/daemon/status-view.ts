@@ -64,6 +64,8 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
       manualMaster: s.manualMaster,
       maintenance: s.maintenance,
       quorum: { required: core.params.quorum, electors, reachable: reachableElectors },
+      // Only while the leader has a candidate it cannot promote yet.
+      waitingFor: core.isLeader() && s.master === null ? core.blockers().map((b) => ({ ...b })) : [],
     },
     nodes,
     answeredBy: core.name,

@@ -13,7 +13,9 @@ test('cold start of 3 nodes: one leader, one master, status --json has the spec 
   try {
     // The highest priority leads (at once, or after the settle period if it started late).
     const s = await c.waitFor('a settled cluster led by n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 10_000);
-    assert.deepEqual(Object.keys(s.cluster).sort(), ['epoch', 'id', 'leader', 'maintenance', 'manualMaster', 'master', 'quorum', 'target'].sort());
+    // The spec's fields, plus waitingFor (what blocks a failover; empty when settled).
+    assert.deepEqual(Object.keys(s.cluster).sort(), ['epoch', 'id', 'leader', 'maintenance', 'manualMaster', 'master', 'quorum', 'target', 'waitingFor'].sort());
+    assert.deepEqual(s.cluster.waitingFor, []);
     assert.equal(s.cluster.id, 13);
     assert.deepEqual(s.cluster.quorum, { required: 2, electors: 3, reachable: 3 });
     assert.equal(s.nodes.length, 3);

@@ -298,3 +298,24 @@ test('a loop stall with plenty of lease left changes nothing', () => {
   assert.equal(masterOf(w), m);
   assertNoViolations(w);
 });
+
+test('hole 7: after maintenance a dead master blocks failover until koi confirm-down, and status says so', () => {
+  const w = cluster({ nodes: names(3) });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  promoteWhenReady(w, 'n2');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n2' && settled(w), 3000));
+  assert.equal(adminSync(w, { kind: 'maintenance', on: true }, 'n1'), 'ok');
+  w.crash('n2');
+  assert.equal(adminSync(w, { kind: 'maintenance', on: false }, 'n1'), 'ok');
+  w.runFor(5000);
+  assert.equal(masterOf(w), null, 'nobody promoted while n2 may still hold');
+  const waiting = w.core('n1')!.blockers();
+  assert.equal(waiting.length, 1);
+  assert.equal(waiting[0]!.node, 'n2');
+  assert.match(waiting[0]!.reason, /koi confirm-down n2/);
+  assert.match(adminSync(w, { kind: 'confirm-down', node: 'n3', wallMs: 1 }, 'n1'), /refused: n3 is reachable/);
+  assert.equal(adminSync(w, { kind: 'confirm-down', node: 'n2', wallMs: 1 }, 'n1'), 'ok');
+  assert.ok(w.runUntilTrue(() => settled(w), 3000), 'a new master once the operator confirmed n2 is down');
+  assert.ok(w.core('n1')!.state.failures.some((f) => f.node === 'n2' && f.event === 'confirm-down'), 'recorded in the failure history');
+  assertNoViolations(w);
+});
