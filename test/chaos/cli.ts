@@ -1,4 +1,4 @@
-// npm run chaos -- [--seconds N] [--seed S] [--nodes 3|5] [--quiet]
+// npm run chaos -- [--seconds N] [--seed S] [--nodes 3|5] [--no-fence] [--mixed-timings] [--quiet]
 import { formatResult, runChaos } from './run';
 
 function arg(name: string, fallback: number): number {
@@ -23,6 +23,8 @@ async function main(): Promise<void> {
     seconds: arg('seconds', 60),
     seed: arg('seed', 1),
     nodes,
+    fence: !process.argv.includes('--no-fence'),
+    mixedTimings: process.argv.includes('--mixed-timings'),
     log: quiet ? undefined : (l) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${l}\n`),
   });
   process.stdout.write(`${formatResult(r)}\n`);
