@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, REPO, startNode } from '../../src/demo/local-cluster';
 import { TestCluster } from './harness';
-import { readLines, startN1First, STEADY, until } from './probes';
+import { readLines, STEADY, until } from './probes';
 
 const RECORDER = `#!/bin/sh
 echo "$1|$KOI_EVENT_ID|$KOI_NODE|$KOI_NODE_ADDRESS|$KOI_EPOCH|$KOI_MASTER|$KOI_UP_NODES|$KOI_UP_ADDRESSES" >> "$KOI_JOURNAL_DIR/events-$KOI_LEADER"
@@ -78,10 +78,10 @@ test('handlers see runner-failed, runner-recovered and maintenance-on with KOI_E
       KOI_DNS_RELOAD: `echo "$KOI_EVENT_ID $(head -n1 "$KOI_DNS_FILE")" >> ${reloads}`,
       KOI_REDIS_PORT: String(rport),
     };
-    await startN1First(c, (name) => startNode(c.node(name), env));
-    // n1 leads in the end (a late start means a takeover): wait for it and its sync, so
-    // the events below happen within one leadership.
-    const s = await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable && (n.state === 'slave' || n.state === 'master')), 20_000);
+    for (const n of c.nodes) startNode(n, env);
+    // n1 leads in the end (after a takeover when it started late): wait for it and
+    // its sync, so the events below happen within one leadership.
+    const s = await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable && (n.state === 'slave' || n.state === 'master')), 30_000);
     const L = 'n1';
     await until('sync of this leadership', () => calls(c).some((x) => x.kind === 'sync' && x.epoch === String(s.cluster.epoch)));
     const M = s.cluster.master!;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { StatusJson } from '../../src/admin-types';
 import { freePorts } from '../../src/demo/local-cluster';
 import { TestCluster } from './harness';
-import { addConf, fetchText, readLines, sample, startN1First, STEADY, until } from './probes';
+import { addConf, fetchText, readLines, sample, STEADY, until } from './probes';
 
 test('metrics: epoch, script seconds and failures, bytes received, handler and fence counters, /status.json', async () => {
   const mports = await freePorts(3);
@@ -25,8 +25,9 @@ test('metrics: epoch, script seconds and failures, bytes received, handler and f
     }
     // Every start takes at least 0.3 s: the seconds counter must show it.
     c.setFlag('sleep-start', '0.3');
-    await startN1First(c, (name) => c.startNode(name));
-    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable && (n.state === 'slave' || n.state === 'master')), 30_000);
+    for (const n of c.nodes) c.startNode(n.name);
+    // n1 leads in the end (after a takeover when it started late): wait for it.
+    const s = await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable && (n.state === 'slave' || n.state === 'master')), 30_000);
     const L = s.cluster.leader!;
     const url = (name: string, path: string) => `http://127.0.0.1:${mports[c.nodes.findIndex((n) => n.name === name)]}${path}`;
     const metrics = async (name: string) => (await fetchText(url(name, '/metrics'))).body;

@@ -73,18 +73,3 @@ export function readLines(file: string): string[] {
  */
 export const STEADY = { time: { heartbeat_interval: '200ms', leader_timeout: '1500ms', master_lease: '2500ms' } };
 
-/**
- * Start n1 (the highest priority) first and the others once it listens: it
- * leads from the first election, so no Bully takeover changes leaders later.
- */
-export async function startN1First(c: { nodes: { name: string }[]; log(name: string): string }, start: (name: string) => void): Promise<void> {
-  start('n1');
-  await until('n1 listening', () => {
-    try {
-      return c.log('n1').includes('listening on');
-    } catch {
-      return false;
-    }
-  }, 15_000);
-  for (const n of c.nodes) if (n.name !== 'n1') start(n.name);
-}
