@@ -41,6 +41,8 @@ export interface NodeJson {
   lastSeenMs: number | null;
   failcount: number;
   services: ServiceJson[];
+  /** The safety timings the node said in its hello (null: not heard yet). */
+  timings: { masterLeaseMs: number; demoteTimeoutMs: number } | null;
 }
 
 export interface StatusJson {

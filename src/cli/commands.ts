@@ -88,6 +88,11 @@ export async function status(ctx: Ctx, node: string | undefined): Promise<void> 
   if (c.manualMaster) notes.push(paint(o, 'yellow', 'manual mode: no master until koi elect or koi promote'));
   if (c.target !== null) notes.push(`switching master to ${c.target}`);
   for (const w of c.waitingFor ?? []) notes.push(paint(o, 'yellow', `waiting: ${w.reason}`));
+  const timings = new Set(st.nodes.filter((n) => n.timings).map((n) => `${n.timings!.masterLeaseMs}/${n.timings!.demoteTimeoutMs}`));
+  if (timings.size > 1) {
+    const each = st.nodes.filter((n) => n.timings).map((n) => `${n.name} ${n.timings!.masterLeaseMs}/${n.timings!.demoteTimeoutMs}ms`);
+    notes.push(paint(o, 'yellow', `master_lease/demote_timeout differ (${each.join(', ')}): a leader waits out the longest, a runner keeps to the shortest — finish the rolling change`));
+  }
   if (st.partial) notes.push(paint(o, 'yellow', `partial view from ${st.answeredBy}: no leader answered`));
   const rows = [['NODE', 'ADDRESS', 'ROLES', 'STATE', 'SEEN', 'FAILS', 'SERVICES']];
   for (const n of st.nodes) {

@@ -52,6 +52,11 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
       lastSeenMs,
       failcount: report?.failcount ?? 0,
       services: (report?.services ?? []).map(serviceJson),
+      timings: self
+        ? { masterLeaseMs: core.params.masterLeaseMs, demoteTimeoutMs: core.params.demoteTimeoutMs }
+        : peer.masterLeaseMs !== undefined && peer.demoteTimeoutMs !== undefined
+          ? { masterLeaseMs: peer.masterLeaseMs, demoteTimeoutMs: peer.demoteTimeoutMs }
+          : null,
     });
   }
   return {
