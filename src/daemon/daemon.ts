@@ -5,7 +5,7 @@ import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { KoiNode } from '../core/node';
-import type { AdminCommand, AdminReply, CoreEvent, CoreParams, PeerInfo, Ready, RunRequest } from '../core/types';
+import type { AdminCommand, AdminReply, CoreEvent, CoreParams, PeerInfo, RunRequest } from '../core/types';
 import type { KoiConfig } from '../config/config';
 import { formatHostPort } from '../config/values';
 import { loadConfig, type ConfigFlags } from '../config/load';
@@ -21,6 +21,7 @@ import { discoverServices, isDisabled, type DiscoveredService } from '../scripts
 import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
 import { RateLimiter, type Log } from '../observe/logger';
 import { StateStore } from './state-store';
+import { applyReady } from './effects';
 import { HandlerDispatcher } from '../handlers/dispatcher';
 import { diffViews, type ClusterView } from '../handlers/events';
 import { newCounters, serveMetrics, type MetricCounters } from '../observe/metrics';
@@ -276,32 +277,31 @@ export class Daemon {
   }
 
   private flush(): void {
-    const r: Ready = this.core.ready();
-    // Kills first: a lease that ran out must not wait for an fsync or a log line.
-    for (const s of r.signals) this.executor.signal(s.runId, s.signal);
-    if (r.persist !== null) {
-      try {
-        this.store.save(r.persist);
-      } catch (e) {
-        // Without a durable vote we must not send it: stop here loudly.
-        this.log.error('state', `cannot write ${this.store.file}: ${(e as Error).message} — koinode stops`);
-        process.exit(1);
-      }
+    const r = applyReady(this.core, {
+      signal: (x) => this.executor.signal(x.runId, x.signal),
+      persist: (p) => {
+        try {
+          this.store.save(p);
+        } catch (e) {
+          // Without a durable vote we must not send it: stop here loudly.
+          this.log.error('state', `cannot write ${this.store.file}: ${(e as Error).message} — koinode stops`);
+          process.exit(1);
+        }
+      },
+      send: (m) => this.links.send(m.to, m.msg),
+      run: (run) => this.startScript(run),
+      fence: (f) => this.fence(f.fenceId, f.node),
+      event: (e) => this.event(e),
+      reply: (rep) => {
+        const done = this.pending.get(rep.requestId);
+        this.pending.delete(rep.requestId);
+        done?.(rep);
+      },
+    });
+    for (const x of r.signals) {
+      const j = this.jobs.get(x.runId);
+      this.log.warn('scripts', `${j?.service}/${j?.event} ran past its time limit: ${x.signal} sent`);
     }
-    for (const m of r.messages) this.links.send(m.to, m.msg);
-    for (const run of r.runs) this.startScript(run);
-    for (const s of r.signals) {
-      const j = this.jobs.get(s.runId);
-      this.log.warn('scripts', `${j?.service}/${j?.event} ran past its time limit: ${s.signal} sent`);
-    }
-    for (const f of r.fences) this.fence(f.fenceId, f.node);
-    for (const e of r.events) this.event(e);
-    for (const rep of r.replies) {
-      const done = this.pending.get(rep.requestId);
-      this.pending.delete(rep.requestId);
-      done?.(rep);
-    }
-    this.core.advance();
     this.viewChanged();
     // Master and maintenance flips reach the handlers as they happen, not sampled.
     const hv = this.handlerView;

@@ -3,6 +3,7 @@
 // slow, fail or hang, machines that crash, restart or freeze. Every random
 // choice comes from one seeded generator, so one seed replays one run.
 import { KoiNode } from '../../src/core/node';
+import { applyReady } from '../../src/daemon/effects';
 import type {
   AdminCommand,
   AdminReply,
@@ -12,7 +13,6 @@ import type {
   NodeName,
   PeerInfo,
   PersistedState,
-  Ready,
   RunRequest,
   ScriptEvent,
   ServiceDef,
@@ -376,22 +376,25 @@ export class World {
   private flush(n: SimNode): void {
     const core = n.core;
     if (core === null) return;
-    const r: Ready = core.ready();
     const name = n.peer.name;
-    if (r.persist !== null) n.persisted = r.persist;
+    // The daemon's own effect loop, with simulated I/O.
+    applyReady(core, {
+      signal: (s) => this.signal(n, s.runId, s.signal),
+      persist: (p) => {
+        n.persisted = p;
+      },
+      send: (m) => this.sendMessage(name, m.to, m.msg),
+      run: (run) => this.startRun(n, run),
+      fence: (f) => this.fence(n, f.fenceId, f.node),
+      event: (ev) => {
+        this.events.push({ atMs: this.nowMs, node: name, ev });
+        if (ev.kind !== 'dropped') this.log(`${name} ${describe(ev)}`);
+        this.checker.event(this.nowMs, ev);
+        if (ev.kind === 'leader-elected') this.checker.leaderState(this.nowMs, name, core.state);
+      },
+      reply: (rep) => this.onReply(n, rep),
+    });
     this.checker.epochSeen(this.nowMs, name, core.epoch);
-    for (const ev of r.events) {
-      this.events.push({ atMs: this.nowMs, node: name, ev });
-      if (ev.kind !== 'dropped') this.log(`${name} ${describe(ev)}`);
-      this.checker.event(this.nowMs, ev);
-      if (ev.kind === 'leader-elected') this.checker.leaderState(this.nowMs, name, core.state);
-    }
-    for (const m of r.messages) this.sendMessage(name, m.to, m.msg);
-    for (const run of r.runs) this.startRun(n, run);
-    for (const s of r.signals) this.signal(n, s.runId, s.signal);
-    for (const f of r.fences) this.fence(n, f.fenceId, f.node);
-    for (const rep of r.replies) this.onReply(n, rep);
-    core.advance();
   }
 
   // ---- network -------------------------------------------------------------------
