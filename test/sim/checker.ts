@@ -35,6 +35,9 @@ interface MachineModel {
   holdingSinceMs: number | null;
   /** Frozen at some point while holding. */
   frozenWhileHolding: boolean;
+  /** koinode is frozen now; when it last thawed. */
+  frozenNow: boolean;
+  thawedAtMs: number;
   /** A fence against it failed while it held. */
   fenceFailed: boolean;
   /** A stop failed while it held: nothing proves its service let go. */
@@ -154,7 +157,7 @@ export class Checker {
   private machine(node: NodeName): MachineModel {
     let m = this.machines.get(node);
     if (m === undefined) {
-      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity };
+      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity };
       for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false });
       this.machines.set(node, m);
     }
@@ -175,6 +178,7 @@ export class Checker {
     m.holding.clear();
     m.holdingSinceMs = null;
     m.frozenWhileHolding = false;
+    m.frozenNow = false;
     m.fenceFailed = false;
     m.stopFailed = false;
     for (const s of m.services.values()) {
@@ -186,7 +190,14 @@ export class Checker {
 
   frozen(node: NodeName): void {
     const m = this.machine(node);
+    m.frozenNow = true;
     if (m.holding.size > 0) m.frozenWhileHolding = true;
+  }
+
+  thawed(atMs: number, node: NodeName): void {
+    const m = this.machine(node);
+    m.frozenNow = false;
+    m.thawedAtMs = atMs;
   }
 
   fenceFailed(node: NodeName): void {
@@ -199,9 +210,12 @@ export class Checker {
    * frozen holder that no fence could power off, or a service whose stop
    * failed (nothing proves it let go; koi frees the role by timing then).
    */
-  private excuse(m: MachineModel): ExcuseCause | null {
-    if (m.frozenWhileHolding && !this.fenceConfigured) return 'frozen-no-fence';
-    if (m.frozenWhileHolding && m.fenceFailed) return 'frozen-fence-failed';
+  private excuse(m: MachineModel, atMs: number): ExcuseCause | null {
+    // Only for that freeze: while frozen, and for the demote time after its
+    // thaw (it notices its lease ran out and lets go); not for good.
+    const episode = m.frozenWhileHolding && (m.frozenNow || atMs - m.thawedAtMs <= this.demoteTimeoutMs + 100);
+    if (episode && !this.fenceConfigured) return 'frozen-no-fence';
+    if (episode && m.fenceFailed) return 'frozen-fence-failed';
     if (m.stopFailed) return 'stop-failed';
     return null;
   }
@@ -262,7 +276,7 @@ export class Checker {
     for (const [other, om] of this.machines) {
       if (other !== node) this.releasePastBound(atMs, om);
       if (other === node || om.holding.size === 0) continue;
-      const cause = this.excuse(om) ?? this.excuse(m);
+      const cause = this.excuse(om, atMs) ?? this.excuse(m, atMs);
       if (cause !== null) {
         this.excusedByCause[cause]++;
         if (cause !== 'stop-failed') this.frozenExemptions++;

@@ -332,6 +332,7 @@ export class World {
     if (!n.frozen) return;
     this.log(`${name} thaws (${n.deferred.length} inputs waiting)`);
     n.frozen = false;
+    this.checker.thawed(this.nowMs, name);
     // Like koinode, it sees how late its tick is, and says so when past the limit.
     const stalledMs = this.nowMs - (n.frozenAtMs ?? this.nowMs);
     if (stalledMs > this.tickMs + STALL_LIMIT_MS) this.call(n, () => n.core!.step({ kind: 'loop-stalled', stalledMs }, this.clock(name)));
