@@ -196,7 +196,8 @@ export class World {
       this.nowMs = ev.atMs;
       ev.fn();
     }
-    this.nowMs = tMs;
+    // Never backwards: a scenario may ask for an instant that has passed.
+    this.nowMs = Math.max(this.nowMs, tMs);
   }
 
   runFor(ms: number): void {
