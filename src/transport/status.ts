@@ -47,7 +47,11 @@ export function fromStatus(code: number, details: string, address: string, timeo
     case Code.DEADLINE_EXCEEDED:
       return new UnreachableError(`no node answered at ${address} within ${Math.round(timeoutMs / 100) / 10}s — is koinode running?`);
     case Code.UNAUTHENTICATED:
-      return new AuthError(`${address} refused us: ${details} — use the cluster's secret (see -f)`, 'secret');
+      // The node's words say what to do for a clock or replay refusal; only a
+      // failed signature means another secret.
+      return /failed authentication/.test(details)
+        ? new AuthError(`${address} refused us: ${details} — use the cluster's secret (see -f)`, 'secret')
+        : new AuthError(`${address} refused us: ${details}`, 'replay');
     case Code.PERMISSION_DENIED:
       return new AuthError(`${address} refused us: ${details}`, 'cluster');
     default:
