@@ -9,7 +9,7 @@ import type { LocalJson, StatusJson } from '../src/admin-types';
 import { loadConfig } from '../src/config/load';
 import type { KoiConfig } from '../src/config/config';
 import { connect } from '../src/cli/lazy';
-import { DAEMON_NODE_FLAGS, KOI, REPO, startNode, stopAll, writeCluster, type LocalNode } from '../src/demo/local-cluster';
+import { DAEMON_NODE_FLAGS, KOI, killWithScripts, REPO, startNode, stopAll, writeCluster, type LocalNode } from '../src/demo/local-cluster';
 import { grpcFloor } from './grpc-floor';
 
 const RUNS = Number(process.env.KOI_BENCH_RUNS ?? 3);
@@ -53,8 +53,11 @@ async function cluster(n: number, opts: { fence?: boolean; services?: number } =
 }
 
 async function close(c: Cluster): Promise<void> {
+  // The scripts a koinode runs live in their own process groups: kill them too,
+  // or one may still write into the directory while it is removed.
+  for (const n of c.nodes) killWithScripts(n);
   await stopAll(c.nodes, 'SIGKILL', 2000);
-  rmSync(c.root, { recursive: true, force: true });
+  rmSync(c.root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
 
 async function ask<T>(c: Cluster, node: LocalNode, op: 'status' | 'local'): Promise<T | null> {
