@@ -84,3 +84,9 @@ export function adminSync(w: World, cmd: Parameters<World['admin']>[0], via?: No
   if (r === undefined) return 'no-reply';
   return r.ok ? 'ok' : `${r.code}: ${r.error}`;
 }
+
+/** `koi promote` as an operator would: retried until the runner is promotable. */
+export function promoteWhenReady(w: World, node: NodeName, via?: NodeName): void {
+  let r = '';
+  if (!w.runUntilTrue(() => (r = adminSync(w, { kind: 'promote', node }, via)) === 'ok', 5000)) throw new Error(`promote ${node}: ${r}`);
+}

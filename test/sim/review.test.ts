@@ -3,14 +3,9 @@
 // never elect) on an earlier version of a rule, and must keep passing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adminSync, assertNoViolations, cluster, leaderOf, masterOf, names, partition, settled } from './kit';
+import { adminSync, assertNoViolations, cluster, leaderOf, masterOf, names, partition, promoteWhenReady, settled } from './kit';
 import type { World } from './world';
 import * as election from '../../src/core/election';
-
-function promoteWhenReady(w: World, node: string, via?: string): void {
-  let r = '';
-  assert.ok(w.runUntilTrue(() => (r = adminSync(w, { kind: 'promote', node }, via)) === 'ok', 5000), `promote ${node}: ${r}`);
-}
 
 function oneWay(w: World, from: string, to: string, cut: boolean): void {
   w.link(from, to).cut = cut;

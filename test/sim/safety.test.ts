@@ -4,7 +4,7 @@
 // so their timing is exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { adminSync, assertNoViolations, cluster, eventsOf, leaderOf, masterOf, names, partition, settled } from './kit';
+import { adminSync, assertNoViolations, cluster, eventsOf, leaderOf, masterOf, names, partition, promoteWhenReady, settled } from './kit';
 import type { World } from './world';
 import * as master from '../../src/core/master';
 import * as fencing from '../../src/core/fencing';
@@ -95,12 +95,6 @@ test('hole 1, rule removed: a new leader that renews its inherited master at onc
     (master as { inheritedDesignationPending: typeof original }).inheritedDesignationPending = original;
   }
 });
-
-/** `koi promote` as an operator would: retried until the runner is promotable. */
-function promoteWhenReady(w: World, node: string): void {
-  let r = '';
-  assert.ok(w.runUntilTrue(() => (r = adminSync(w, { kind: 'promote', node })) === 'ok', 5000), `promote ${node}: ${r}`);
-}
 
 /**
  * Hole 2: one failed fence let the leader free a later holder by timing alone.
