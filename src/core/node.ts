@@ -485,7 +485,7 @@ export class KoiNode {
       if (c.takeover) this.followingSinceMs = now;
     }
     this.checkVotes();
-    if (!this.self.elector || this.campaign !== null || now < this.backoffUntilMs) return;
+    if (!this.self.elector || this.rejoiningSinceMs !== null || this.campaign !== null || now < this.backoffUntilMs) return;
     if (this.leader === null && now - this.lastLeaderMs >= p.leaderTimeoutMs) {
       this.startCampaign(true, false);
       return;
@@ -566,7 +566,8 @@ export class KoiNode {
         epoch: this.epoch,
         votedFor: this.votedFor,
         liveLeader: this.liveLeader(),
-        canRun: this.nowMs >= this.failedCampaignUntilMs,
+        // A node rejoining after a lost state cannot win: it must not stop others by outranking them.
+        canRun: this.nowMs >= this.failedCampaignUntilMs && this.rejoiningSinceMs === null,
       },
       candidate,
       msg,

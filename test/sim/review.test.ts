@@ -185,3 +185,18 @@ test('R4-e: a restart during the amnesic period does not reopen an epoch the nod
   w.runFor(5000);
   assertNoViolations(w);
 });
+
+test('R4-f: the top elector rejoining after a lost state does not keep the others from electing', () => {
+  const w = cluster({ nodes: names(3) });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000), 'settled');
+  // A power cut: every machine goes down; n1 comes back with a new disk.
+  for (const n of ['n1', 'n2', 'n3']) w.crash(n);
+  w.runFor(500);
+  w.restart('n1', true);
+  w.restart('n2');
+  w.restart('n3');
+  assert.ok(w.runUntilTrue(() => leaderOf(w) !== null, 10_000), 'n2 and n3 elect a leader although n1 outranks them');
+  assert.ok(w.runUntilTrue(() => !w.core('n1')!.isRejoining(), 5000), 'n1 rejoined by following it');
+  assert.ok(w.runUntilTrue(() => settled(w), 5000));
+  assertNoViolations(w);
+});
