@@ -130,8 +130,7 @@ export function mayHold(ctx: MasterContext, name: NodeName): boolean {
   // back to waiting; a failure before that grant permits nothing.
   if (ctx.params.fenceConfigured && !fenceFailedSinceGrant(v)) return true;
   // Timings differ between nodes during a rolling change: count on the longest.
-  const lastGrant = Math.max(v.lastGrantMs ?? -Infinity, ctx.oldGrantsBoundMs);
-  return ctx.nowMs < lastGrant + ctx.boundLeaseMs + ctx.boundDemoteMs + ctx.params.safetyMarginMs;
+  return ctx.nowMs < timingFreesAtMs(ctx, v);
 }
 
 /** It told us, after our last grant to it, that it holds nothing (or was fenced). */
@@ -150,6 +149,15 @@ export function inheritedDesignationPending(s: ClusterState): { versionEpoch: nu
   return s.master === null ? null : { versionEpoch: s.versionEpoch, versionSeq: s.versionSeq };
 }
 
+/**
+ * When timing alone frees `v`'s role (leader clock): its last grant (or any
+ * earlier leader's) plus the longest lease and demote time and the margin.
+ */
+function timingFreesAtMs(ctx: MasterContext, v: NodeView): number {
+  const lastGrant = Math.max(v.lastGrantMs ?? -Infinity, ctx.oldGrantsBoundMs);
+  return lastGrant + ctx.boundLeaseMs + ctx.boundDemoteMs + ctx.params.safetyMarginMs;
+}
+
 /** What would free a runner that may still hold the role, for people. */
 export function blockerReason(ctx: MasterContext, name: NodeName): string {
   const v = ctx.views.get(name);
@@ -160,8 +168,7 @@ export function blockerReason(ctx: MasterContext, name: NodeName): string {
     return `${name} may have held the role through maintenance: waiting for it to answer${ctx.params.fenceConfigured ? ', or to be fenced' : ''}, or ${way}`;
   }
   if (ctx.params.fenceConfigured && v !== undefined && !fenceFailedSinceGrant(v)) return `${name} is unreachable: waiting for its fence, or ${way}`;
-  const lastGrant = Math.max(v?.lastGrantMs ?? -Infinity, ctx.oldGrantsBoundMs);
-  const leftMs = Math.max(0, lastGrant + ctx.boundLeaseMs + ctx.boundDemoteMs + ctx.params.safetyMarginMs - ctx.nowMs);
+  const leftMs = v === undefined ? 0 : Math.max(0, timingFreesAtMs(ctx, v) - ctx.nowMs);
   return `${name} is unreachable: its lease and demote time run out in ${(leftMs / 1000).toFixed(1)}s, or ${way}`;
 }
 

@@ -633,8 +633,6 @@ export class KoiNode {
       // even when a quorum has already agreed (with quorum 1 it always has).
       const waiting = this.electors().some((p) => outranks(p, this.self) && !c.votes.has(p.name));
       if (waiting && this.nowMs - c.startedMs < this.params.heartbeatIntervalMs) return;
-      // Without saved state we might vote for ourselves in an epoch we already voted in.
-      if (this.rejoiningSinceMs !== null && !rejoiningMayVote()) return;
       this.campaign = null;
       this.startCampaign(false, c.takeover);
       return;
