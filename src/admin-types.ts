@@ -40,6 +40,9 @@ export interface NodeJson {
   reachable: boolean;
   lastSeenMs: number | null;
   failcount: number;
+  /** A failed runner: milliseconds until its next automatic recovery (null: none scheduled) and why. Null when not failed or not reachable. */
+  nextRecoveryInMs: number | null;
+  recoveryWaitReason: string | null;
   services: ServiceJson[];
   /** The safety timings the node said in its hello (null: not heard yet). */
   timings: { masterLeaseMs: number; demoteTimeoutMs: number } | null;

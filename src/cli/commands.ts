@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load';
 import type { KoiConfig } from '../config/config';
 import { formatHostPort, parseHostPort } from '../config/values';
 import { RefusedError, UnreachableError, UsageError } from '../errors';
-import { ago, paint, print, printJson, printJsonLine, stateColor, table, type Out } from './output';
+import { ago, paint, print, printJson, printJsonLine, recoveryNote, stateColor, table, type Out } from './output';
 import { connect, newSecret } from './lazy';
 
 export interface GlobalArgs {
@@ -105,6 +105,8 @@ export async function status(ctx: Ctx, node: string | undefined): Promise<void> 
       String(n.failcount),
       n.services.map((s) => `${s.name}:${paint(o, stateColor(s.state), s.state)}${s.running ? `(${s.running})` : ''}${s.disabled ? '(disabled)' : ''}`).join(' ') || '-',
     ]);
+    const recovery = recoveryNote(o, n);
+    if (recovery !== null) rows.push([recovery]);
   }
   print([head.join('  '), ...notes, '', table(rows), '', '* leader'].join('\n'));
 }

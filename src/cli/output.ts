@@ -38,9 +38,11 @@ export function stateColor(state: string): string {
 // eslint-disable-next-line no-control-regex
 const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
 
+/** Columns aligned; a row of one cell in a wider table is a note spanning it and sets no width. */
 export function table(rows: string[][]): string {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, visible(c))));
+  const wide = rows.some((r) => r.length > 1);
+  for (const r of rows) if (!wide || r.length > 1) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, visible(c))));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visible(c)))).join('  ')).join('\n');
 }
 
@@ -61,4 +63,12 @@ export function ago(ms: number | null): string {
   if (ms < 1000) return `${ms}ms`;
   if (ms < 120_000) return `${Math.round(ms / 100) / 10}s`;
   return `${Math.round(ms / 60_000)}m`;
+}
+
+/** The note under a failed node in `koi status`: when it is tried next and why. */
+export function recoveryNote(o: Out, n: { nextRecoveryInMs?: number | null; recoveryWaitReason?: string | null }): string | null {
+  const reason = n.recoveryWaitReason ?? null;
+  if (reason === null) return null;
+  const when = n.nextRecoveryInMs === undefined || n.nextRecoveryInMs === null ? 'no try scheduled' : `next try in ${ago(n.nextRecoveryInMs)}`;
+  return paint(o, 'yellow', `  └ ${when}: ${reason}`);
 }

@@ -46,7 +46,15 @@ export interface LeaderView {
   grant: LeaseGrant | null;
 }
 
+/** The automatic recovery wait doubles per failure up to this (docs/SERVICES.md). */
 const MAX_AUTO_RECOVER_WAIT_MS = 10 * 60_000;
+
+/** A duration for people: 40.0s, 812s, 30m. */
+function span(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms >= 100_000) return `${Math.round(ms / 1000)}s`;
+  return `${(ms / 1000).toFixed(1)}s`;
+}
 
 export class Runner {
   readonly services: ServiceRt[];
@@ -299,8 +307,7 @@ export class Runner {
     if (!this.failed || this.holding() || !allSettledDown(this.services)) return;
     const p = this.params;
     if (this.pendingRecover === null && this.recoverAtMs === null && p.autoRecover > 0 && this.failcount <= p.autoRecover) {
-      const wait = Math.min(p.autoRecoverWaitMs * 2 ** Math.max(0, this.failcount - 1), MAX_AUTO_RECOVER_WAIT_MS);
-      this.recoverAtMs = nowMs + wait;
+      this.recoverAtMs = nowMs + this.autoRecoverWaitMs(this.failcount);
     }
     const auto = this.recoverAtMs !== null && nowMs >= this.recoverAtMs;
     if (this.pendingRecover === null && !auto) return;
@@ -310,6 +317,57 @@ export class Runner {
     for (const s of this.services) if (s.state === 'failed') s.state = 'stopped';
     this.changes++;
     out.events.push({ kind: 'runner-recovered', node: this.name, automatic: auto });
+  }
+
+  /** The wait before the automatic recovery that follows failure number `failcount`. */
+  private autoRecoverWaitMs(failcount: number): number {
+    return Math.min(this.params.autoRecoverWaitMs * 2 ** Math.max(0, failcount - 1), MAX_AUTO_RECOVER_WAIT_MS);
+  }
+
+  /**
+   * When a failed runner will next be tried, and why then: the same rules
+   * as tick() (failcount expiry, then recoverIfDue), read without acting.
+   * `inMs` is null when no try is scheduled (it waits for an operator, for
+   * maintenance to end, or for its services to stop first).
+   */
+  private recoveryOutlook(nowMs: number): { inMs: number | null; reason: string | null } {
+    if (!this.failed) return { inMs: null, reason: null };
+    const p = this.params;
+    const byHand = `koi recover ${this.name}`;
+    if (this.maintenance) return { inMs: null, reason: `maintenance: no recovery until koi maintenance off` };
+    const settled = !this.holding() && allSettledDown(this.services);
+    if (this.pendingRecover !== null) return { inMs: settled ? 0 : null, reason: `${byHand} was given: it recovers once every service has stopped` };
+    const backoff = `backoff ${span(p.autoRecoverWaitMs)} doubling per failure, at most ${span(MAX_AUTO_RECOVER_WAIT_MS)}`;
+    if (this.recoverAtMs !== null) {
+      const attempt = Math.min(Math.max(1, this.failcount), p.autoRecover);
+      return {
+        inMs: Math.max(0, this.recoverAtMs - nowMs),
+        reason: `automatic recovery ${attempt} of ${p.autoRecover} (${backoff}), or ${byHand} now`,
+      };
+    }
+    if (p.autoRecover === 0) return { inMs: null, reason: `automatic recovery is off (auto_recover = 0): ${byHand}` };
+    const lastMs = this.lastFailureMs ?? nowMs;
+    // tick() lets the count expire once failcount_reset has passed since the last failure.
+    const expired = nowMs - lastMs > p.failcountResetMs;
+    const count = expired ? 0 : this.failcount;
+    if (count > p.autoRecover) {
+      // Exhausted: the count expires failcount_reset after the last failure,
+      // and the first wait is counted from then.
+      const inMs = settled ? Math.max(0, lastMs + p.failcountResetMs - nowMs) + p.autoRecoverWaitMs : null;
+      return {
+        inMs,
+        reason:
+          `failure count exhausted (${count} failures, auto_recover = ${p.autoRecover}): ` +
+          `tried again ${span(p.autoRecoverWaitMs)} after failcount_reset (${span(p.failcountResetMs)}) has passed since the last failure, or ${byHand}`,
+      };
+    }
+    const waitMs = this.autoRecoverWaitMs(count);
+    const attempt = Math.max(1, count);
+    if (!settled) {
+      return { inMs: null, reason: `its services are still stopping; then automatic recovery ${attempt} of ${p.autoRecover} after ${span(waitMs)} (${backoff})` };
+    }
+    // Failed since the last tick: the next tick schedules it from now.
+    return { inMs: waitMs, reason: `automatic recovery ${attempt} of ${p.autoRecover} (${backoff}), or ${byHand} now` };
   }
 
   private planRuns(nowMs: number, out: RunnerOutput): void {
@@ -428,6 +486,7 @@ export class Runner {
 
   report(nowMs: number): RunnerReport {
     const disabled = this.services.some((s) => s.disabled);
+    const recovery = this.recoveryOutlook(nowMs);
     return {
       state: this.state(),
       // Until its boot status ran, a service may be promoted from an earlier koinode.
@@ -445,6 +504,8 @@ export class Runner {
       failed: this.failed,
       failcount: this.failcount,
       lastFailureAgoMs: this.lastFailureMs === null ? null : nowMs - this.lastFailureMs,
+      nextRecoveryInMs: recovery.inMs,
+      recoveryWaitReason: recovery.reason,
       uptimeMs: this.startedSinceMs === null ? 0 : nowMs - this.startedSinceMs,
       services: this.services.map(serviceReport),
       pendingFailures: this.pendingFailures.map((f) => ({ ...f })),

@@ -145,6 +145,13 @@ export interface RunnerReport {
   failcount: number;
   /** Milliseconds since this runner last failed, or null. */
   lastFailureAgoMs: number | null;
+  /**
+   * A failed runner: milliseconds until its next automatic recovery (null:
+   * none scheduled), and why it waits, for people. Both null when not failed.
+   * Optional: older nodes do not send them.
+   */
+  nextRecoveryInMs?: number | null;
+  recoveryWaitReason?: string | null;
   /** A service is disabled: the runner must not be master. */
   disabled: boolean;
   /** Milliseconds since all services were last started (0 when not). */

@@ -18,6 +18,17 @@ function nodeState(elector: boolean, runner: boolean, reachable: boolean, r: Run
 }
 
 /**
+ * When a failed runner is tried next, and why. A peer's report is as old as
+ * its last reply, so the countdown is shortened by that; an unreachable
+ * node's last report says nothing about now.
+ */
+function recovery(r: RunnerReport | null, reachable: boolean, ageMs: number): Pick<NodeJson, 'nextRecoveryInMs' | 'recoveryWaitReason'> {
+  if (r === null || !reachable || !r.failed) return { nextRecoveryInMs: null, recoveryWaitReason: null };
+  const inMs = r.nextRecoveryInMs ?? null;
+  return { nextRecoveryInMs: inMs === null ? null : Math.max(0, Math.round(inMs - ageMs)), recoveryWaitReason: r.recoveryWaitReason ?? null };
+}
+
+/**
  * The cluster as this node sees it. On the leader it is complete; elsewhere
  * (`partial`) only this node's own services are known.
  */
@@ -51,6 +62,7 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
       reachable,
       lastSeenMs,
       failcount: report?.failcount ?? 0,
+      ...recovery(report, reachable, lastSeenMs ?? 0),
       services: (report?.services ?? []).map(serviceJson),
       timings: self
         ? { masterLeaseMs: core.params.masterLeaseMs, demoteTimeoutMs: core.params.demoteTimeoutMs }

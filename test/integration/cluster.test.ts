@@ -151,6 +151,16 @@ test('a failing service fails the runner; koi recover brings it back; koi failur
     const f = await c.koi(['failures', '--json']);
     const recs = JSON.parse(f.stdout) as { node: string; event: string; exitCode: number }[];
     assert.ok(recs.some((r) => r.node === victim && r.event === 'status' && r.exitCode === 1), f.stdout);
+    // Status says when it is tried next and why (here never: auto_recover = 0).
+    const why = `automatic recovery is off (auto_recover = 0): koi recover ${victim}`;
+    const j = JSON.parse((await c.koi(['status', '--json'])).stdout) as { nodes: { name: string; nextRecoveryInMs: number | null; recoveryWaitReason: string | null }[] };
+    assert.deepEqual(
+      j.nodes.map((n) => [n.name, n.nextRecoveryInMs, n.recoveryWaitReason]),
+      j.nodes.map((n) => [n.name, null, n.name === victim ? why : null]),
+    );
+    const text = (await c.koi(['status', '--no-color'])).stdout.split('\n');
+    const row = text.findIndex((l) => l.startsWith(`${victim} `) || l.startsWith(`${victim}* `));
+    assert.equal(text[row + 1], `  └ no try scheduled: ${why}`, text.join('\n'));
     c.clearFlag(`status-${victim}-db`);
     assert.equal((await c.koi(['recover', victim])).code, 0);
     await c.waitFor(`${victim} back`, (x) => x.nodes.find((n) => n.name === victim)!.state === 'slave', 5000);
