@@ -10,10 +10,16 @@ import { paint, print, printJson } from './output';
 export async function runCheck(ctx: Ctx, folder: string | undefined): Promise<void> {
   const problems: string[] = [];
   let config: KoiConfig | null = null;
+  // What the loader warns about and explains, so that check tells what koinode would log.
+  const warnings: string[] = [];
+  const configNotes: string[] = [];
   const explicit = ctx.args.file !== undefined && ctx.args.file.length > 0;
   if (explicit || CONFIG_SEARCH.some((f) => existsSync(f))) {
     try {
-      config = loadConfig(ctx.args.file, folder === undefined ? {} : { services: folder }).config;
+      const loaded = loadConfig(ctx.args.file, folder === undefined ? {} : { services: folder });
+      config = loaded.config;
+      warnings.push(...loaded.warnings);
+      configNotes.push(...loaded.notes);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       problems.push(e.message);
@@ -25,15 +31,17 @@ export async function runCheck(ctx: Ctx, folder: string | undefined): Promise<vo
   const r = dir === undefined ? { services: [], problems: [], notes: ['services not checked: the configuration did not load (or name the folder)'] } : checkServices(dir, config);
   problems.push(...r.problems);
   if (ctx.out.json) {
-    printJson({ ok: problems.length === 0, folder: dir, config: config?.file ?? null, services: r.services, problems, notes: r.notes });
+    printJson({ ok: problems.length === 0, folder: dir, config: config?.file ?? null, services: r.services, problems, warnings, notes: [...r.notes, ...configNotes] });
   } else {
     const o = ctx.out;
     const lines = dir === undefined ? [] : [`services in ${dir}:`];
     for (const s of r.services) lines.push(`  ${s.priority === null ? '--' : String(s.priority).padStart(2, '0')} ${s.name}${s.disabled ? ' (disabled)' : ''}: ${s.scripts.join(' ') || '(no scripts)'}`);
     if (config !== null) lines.push(`configuration ${config.file}: ok`);
-    for (const n of r.notes) lines.push(paint(o, 'gray', `note: ${n}`));
+    for (const n of [...r.notes, ...configNotes]) lines.push(paint(o, 'gray', `note: ${n}`));
+    for (const w of warnings) lines.push(paint(o, 'yellow', `warning: ${w}`));
     for (const p of problems) lines.push(paint(o, 'red', `problem: ${p}`));
-    lines.push(problems.length === 0 ? paint(o, 'green', 'ok') : paint(o, 'red', `${problems.length} problem(s)`));
+    const warned = warnings.length === 0 ? '' : ` (${warnings.length} warning(s))`;
+    lines.push(problems.length === 0 ? paint(o, warned === '' ? 'green' : 'yellow', `ok${warned}`) : paint(o, 'red', `${problems.length} problem(s)${warned}`));
     print(lines.join('\n'));
   }
   if (problems.length > 0) {

@@ -18,7 +18,17 @@ export interface ConfigFlags {
 export interface LoadedConfig {
   config: KoiConfig;
   warnings: string[];
+  /** Rules worth knowing about these values, for `koi check` (not problems). */
+  notes: string[];
 }
+
+/**
+ * The part of the leader's safety margin (SAFETY_MARGIN_MS in
+ * src/daemon/daemon.ts) that covers clock rates differing by up to
+ * CLOCK_RATE_BOUND over master_lease + demote_timeout (docs/ARCHITECTURE.md).
+ */
+export const CLOCK_RATE_RESERVE_MS = 50;
+export const CLOCK_RATE_BOUND = 0.005;
 
 type Setter = (c: KoiConfig, raw: string, ctx: KeyContext) => void;
 
@@ -168,7 +178,30 @@ export function parseConfig(text: string, file: string, flags: ConfigFlags = {})
   if (flags.services !== undefined) c.service.folder = resolve(flags.services);
   validate(c, file, ctx.set, warnings, flags.client === true);
   if (ctx.set.has('cluster.secret')) warnIfShared(file, 'it holds the cluster secret', warnings);
-  return { config: c, warnings };
+  return { config: c, warnings, notes: timingNotes(c) };
+}
+
+/**
+ * The rule for timings across nodes. master_lease and demote_timeout travel
+ * in every hello and the leader waits out the longest it has heard of, so a
+ * difference is safe but slows failover; leader_timeout and
+ * heartbeat_interval do not travel, and a new leader bounds its
+ * predecessors' leases with the quorum window its own values give.
+ */
+function timingNotes(c: KoiConfig): string[] {
+  const t = c.time;
+  return [
+    `master_lease (${formatDuration(t.masterLeaseMs)}) and demote_timeout (${formatDuration(c.service.demoteTimeoutMs)}) should be the same on every node: ` +
+      `the leader waits out the longest any node reports, so one node with longer values slows every failover without a fence ` +
+      `(about master_lease + demote_timeout: ${seconds(t.masterLeaseMs + c.service.demoteTimeoutMs)} here); koi status shows when they differ`,
+    `leader_timeout (${formatDuration(t.leaderTimeoutMs)}), heartbeat_interval (${formatDuration(t.heartbeatIntervalMs)}) and quorum (${c.cluster.quorum}) must be the same on every node: ` +
+      `they are not exchanged; a new leader bounds the leases its predecessors granted by the quorum window its own timings give, and any two quorums must share an elector`,
+  ];
+}
+
+/** 31.5s rather than 31500ms, for sums of durations. */
+function seconds(ms: number): string {
+  return ms % 1000 === 0 || ms < 1000 ? formatDuration(ms) : `${ms / 1000}s`;
 }
 
 function warnIfShared(p: string, why: string, warnings: string[]): void {
@@ -191,6 +224,15 @@ function validate(c: KoiConfig, file: string, set: Set<string>, warnings: string
   if (t.heartbeatIntervalMs < 10) throw err('time', 'heartbeat_interval', 'must be at least 10ms');
   if (t.masterLeaseMs < t.leaderTimeoutMs + 2 * t.heartbeatIntervalMs) {
     warnings.push(`[time] master_lease ${formatDuration(t.masterLeaseMs)} is shorter than leader_timeout + 2 × heartbeat_interval (${formatDuration(t.leaderTimeoutMs + 2 * t.heartbeatIntervalMs)}): when the leader fails, the master may demote before a new leader renews it`);
+  }
+  const holdMs = t.masterLeaseMs + c.service.demoteTimeoutMs;
+  if (holdMs * CLOCK_RATE_BOUND > CLOCK_RATE_RESERVE_MS) {
+    const tolerated = ((CLOCK_RATE_RESERVE_MS / holdMs) * 100).toFixed(2);
+    warnings.push(
+      `[time] master_lease + [service] demote_timeout is ${seconds(holdMs)}: the leader's safety margin covers clocks whose rates differ by ` +
+        `${CLOCK_RATE_BOUND * 100} % only up to ${seconds(CLOCK_RATE_RESERVE_MS / CLOCK_RATE_BOUND)}; at ${seconds(holdMs)} the machines' clock rates must stay within ${tolerated} % ` +
+        `of each other (NTP keeps them far closer) — or shorten them`,
+    );
   }
   if (c.cluster.secret === '') {
     throw err('cluster', 'secret', 'missing — set secret (or secret_file) to the same value on every node; `koi keygen` prints one');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { KOINODE } from '../../src/demo/local-cluster';
 import { freePorts } from '../../src/demo/local-cluster';
 import { koi, tempDir } from './harness';
+import { parseConfig } from '../../src/config/load';
 
 function koinode(args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -97,4 +98,37 @@ test('usage errors exit 2; --help and --version exit 0', async () => {
   const k = await koi(['keygen']);
   assert.equal(k.code, 0);
   assert.ok(Buffer.from(k.stdout.trim(), 'base64').length === 32);
+});
+
+test('lease + demote beyond what the clock-rate part of the safety margin covers gets a warning that says the tolerated rate', () => {
+  const warn = (extra: string) => parseConfig(`${GOOD}${extra}`, join(dir, 'x.conf')).warnings.filter((w) => w.includes('safety margin'));
+  assert.deepEqual(warn(''), [], 'defaults: 6.5s is covered');
+  assert.deepEqual(warn('demote_timeout = 8500ms\n'), [], '1.5s + 8.5s = 10s is still covered');
+  assert.deepEqual(warn('demote_timeout = 30s\n'), [
+    "[time] master_lease + [service] demote_timeout is 31.5s: the leader's safety margin covers clocks whose rates differ by 0.5 % only up to 10s; " +
+      "at 31.5s the machines' clock rates must stay within 0.16 % of each other (NTP keeps them far closer) — or shorten them",
+  ]);
+});
+
+test('the loader explains which timings must match across nodes, with this file\'s values', () => {
+  const { notes } = parseConfig(`${GOOD}demote_timeout = 3s\n[time]\nmaster_lease = 2s\n`, join(dir, 'x.conf'));
+  assert.equal(notes.length, 2);
+  assert.match(notes[0]!, /^master_lease \(2s\) and demote_timeout \(3s\) should be the same on every node: the leader waits out the longest any node reports, .*about master_lease \+ demote_timeout: 5s here/);
+  assert.match(notes[1]!, /^leader_timeout \(1s\), heartbeat_interval \(200ms\) and quorum \(2\) must be the same on every node: they are not exchanged/);
+});
+
+test('koi check prints what the loader warns about and explains, and exits 0 on warnings alone', async () => {
+  const p = conf('check-warns.conf', `${GOOD}demote_timeout = 30s\n`);
+  chmodSync(p, 0o644);
+  const r = await koi(['check', '-f', p, '--no-color']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.ok(lines.includes(`warning: ${p} is readable by every user and it holds the cluster secret — chmod o-r ${p}`), r.stdout);
+  assert.ok(lines.some((l) => l.startsWith('warning: [time] master_lease + [service] demote_timeout is 31.5s')), r.stdout);
+  assert.ok(lines.some((l) => l.startsWith('note: master_lease (1500ms) and demote_timeout (30s) should be the same on every node')), r.stdout);
+  assert.equal(lines.at(-1), 'ok (2 warning(s))');
+  const j = JSON.parse((await koi(['check', '-f', p, '--json'])).stdout) as { ok: boolean; warnings: string[]; notes: string[] };
+  assert.equal(j.ok, true);
+  assert.equal(j.warnings.length, 2);
+  assert.ok(j.notes.some((n) => n.startsWith('leader_timeout (1s), heartbeat_interval (200ms) and quorum (2) must be the same')));
 });
