@@ -172,9 +172,10 @@ export async function failures(ctx: Ctx): Promise<void> {
 // ---- commands that change the cluster ------------------------------------------------
 
 export async function command(ctx: Ctx, cmd: AdminCommand, done: string): Promise<void> {
-  await ctx.ask<unknown>({ op: 'command', command: cmd });
-  if (ctx.out.json) return printJson({ ok: true, command: cmd });
-  print(done);
+  const data = await ctx.ask<{ note?: string } | undefined>({ op: 'command', command: cmd });
+  const note = typeof data?.note === 'string' ? data.note : null;
+  if (ctx.out.json) return printJson({ ok: true, command: cmd, ...(note !== null ? { note } : {}) });
+  print(note === null ? done : `${done} — accepted, but it cannot take effect yet: ${note}`);
 }
 
 export function localName(ctx: Ctx, node: string | undefined): string {

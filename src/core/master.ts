@@ -2,7 +2,7 @@
 // rules for keeping, revoking and choosing the master.
 import type { AdminCommand, ClusterState, CoreParams, NodeName, PeerInfo, RunnerReport } from './types';
 import { assertNever } from './types';
-import { compareRank, isStopped } from './state';
+import { compareRank, everDesignated, isStopped } from './state';
 import { fenceFailedSinceGrant } from './fencing';
 
 /** The leader's view of one node, rebuilt for every leadership. */
@@ -120,6 +120,8 @@ export function presumedDown(ctx: MasterContext, name: NodeName): boolean {
 export function mayHold(ctx: MasterContext, name: NodeName): boolean {
   const v = ctx.views.get(name);
   if (v === undefined) return false;
+  // No state ever named it master, so no leader ever granted it a lease.
+  if (!everDesignated(ctx.state, name)) return false;
   if (confirmedFree(ctx, name)) return false;
   const r = v.report;
   // What a node we can hear says beats any clock arithmetic.
@@ -263,7 +265,11 @@ export function refuseCommand(ctx: MasterContext, c: AdminCommand): string | nul
   }
 }
 
-/** Apply an accepted admin command to the state (mutates `s`). */
+/**
+ * Apply an accepted admin command to the state (mutates `s`). `mayHoldNow`:
+ * the runners that may hold the role right now (for maintenance on), or that
+ * may have held it through maintenance and are not known to be free (off).
+ */
 export function applyCommand(s: ClusterState, c: AdminCommand, mayHoldNow: NodeName[]): string {
   switch (c.kind) {
     case 'promote':
@@ -284,9 +290,13 @@ export function applyCommand(s: ClusterState, c: AdminCommand, mayHoldNow: NodeN
       s.target = null;
       return 'elect (automatic master choice)';
     case 'maintenance':
-      if (s.maintenance && !c.on) {
+      if (c.on) {
+        // Maintenance promotes nobody: only those who may hold now can hold when it ends.
+        s.maintenanceHolders = s.maintenance && s.maintenanceHolders !== undefined ? [...new Set([...s.maintenanceHolders, ...mayHoldNow])] : [...mayHoldNow];
+      } else if (s.maintenance) {
         // Holders may ignore their lease until they learn maintenance is off.
         s.frozenHolders = [...new Set([...s.frozenHolders, ...mayHoldNow])];
+        delete s.maintenanceHolders;
       }
       s.maintenance = c.on;
       return `maintenance ${c.on ? 'on' : 'off'}`;

@@ -17,7 +17,7 @@ import type {
   ServiceDef,
 } from './types';
 import { assertNever } from './types';
-import { cloneState, compareVersion, initialClusterState, MAX_FAILURE_RECORDS, outranks } from './state';
+import { cloneState, compareVersion, everDesignated, initialClusterState, MAX_FAILURE_RECORDS, outranks } from './state';
 import { decideVote, newestState, oldGrantsBoundMs, rejoiningMayVote, type GrantedVote } from './election';
 import {
   applyCommand,
@@ -29,6 +29,7 @@ import {
   mayHold,
   newView,
   presumedDown,
+  reachable,
   refuseCommand,
   revokeReason,
   targetLost,
@@ -61,6 +62,7 @@ interface Campaign {
 
 interface PendingReply {
   requestId: number;
+  command: AdminCommand;
   versionEpoch: number;
   versionSeq: number;
   deadlineMs: number;
@@ -829,7 +831,13 @@ export class KoiNode {
     // Alive again: a later disappearance gets its fence at once.
     v.fenceFailures = 0;
     v.nextFenceMs = -Infinity;
-    if (v.incarnation !== msg.incarnation) v.echoNowMs = null;
+    if (v.incarnation !== msg.incarnation) {
+      // A new process: its clock and what it holds start from its own word
+      // (a restart may have lost the state it acknowledged before).
+      v.echoNowMs = null;
+      v.ackedVersionEpoch = -1;
+      v.ackedVersionSeq = -1;
+    }
     v.incarnation = msg.incarnation;
     if (v.echoNowMs === null || msg.nowMs > v.echoNowMs) {
       v.echoNowMs = msg.nowMs;
@@ -896,13 +904,17 @@ export class KoiNode {
       });
     }
     const cand = this.state.target ?? chooseMaster(ctx);
-    if (cand === null) return;
+    if (cand === null) {
+      this.lead.blockers = [];
+      return;
+    }
     const blockers = [...this.peers.values()].filter((p) => p.name !== cand && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name));
     this.lead.blockers = blockers.map((b) => ({ node: b.name, reason: blockerReason(ctx, b.name) }));
     if (blockers.length === 0) {
       const reason = this.state.target === cand ? 'koi promote' : 'automatic choice';
       this.changeState(`master ${cand} designated`, (s) => {
         s.master = cand;
+        if (s.designated !== undefined && !s.designated.includes(cand)) s.designated = [...s.designated, cand];
         s.masterEpoch = this.epoch;
         if (s.target === cand) s.target = null;
       });
@@ -946,8 +958,26 @@ export class KoiNode {
 
   // ---- admin commands ----------------------------------------------------------
 
-  private reply(requestId: number, ok: boolean, code: AdminReply['code'], error: string | null): void {
-    this.out.replies.push({ requestId, ok, code, error, leader: this.role === 'leader' ? this.name : this.leader });
+  private reply(requestId: number, ok: boolean, code: AdminReply['code'], error: string | null, note: string | null = null): void {
+    this.out.replies.push({ requestId, ok, code, error, leader: this.role === 'leader' ? this.name : this.leader, note });
+  }
+
+  /**
+   * What keeps an accepted command from taking effect now, so that the
+   * operator is not told a bare "ok" while nothing happens.
+   */
+  private commandNote(c: AdminCommand): string | null {
+    const lead = this.lead!;
+    const ctx = this.masterContext();
+    const notes: string[] = [];
+    if ((c.kind === 'start' || c.kind === 'stop' || c.kind === 'recover') && !reachable(ctx, c.node)) {
+      notes.push(`${c.node} is unreachable: it acts on this when it answers again`);
+    }
+    const waiting = !this.state.maintenance && !this.state.manualMaster && (this.state.master === null || this.state.target !== null);
+    if (waiting && lead.blockers.length > 0) {
+      notes.push(`no runner can be promoted yet: ${lead.blockers.map((b) => b.reason).join('; ')}`);
+    }
+    return notes.length === 0 ? null : notes.join('; ');
   }
 
   private admin(requestId: number, command: AdminCommand): void {
@@ -961,10 +991,7 @@ export class KoiNode {
       this.reply(requestId, false, 'refused', refusal);
       return;
     }
-    // Anyone not known to be free may have ignored its lease while frozen.
-    const mayHoldNow = [...this.peers.values()]
-      .filter((p) => mayBeRunner(ctx, p.name) && (p.name === this.state.master || mayHold(ctx, p.name) || !confirmedFree(ctx, p.name)))
-      .map((p) => p.name);
+    const mayHoldNow = command.kind === 'maintenance' ? this.maintenanceHolders(ctx, command.on) : [];
     if (command.kind === 'confirm-down') {
       // As good as a fence that succeeded now: nothing granted so far counts.
       const v = this.lead.views.get(command.node)!;
@@ -978,11 +1005,31 @@ export class KoiNode {
     this.out.events.push({ kind: 'state-changed', what: `admin: ${what}` });
     this.lead.pending.push({
       requestId,
+      command,
       versionEpoch: this.state.versionEpoch,
       versionSeq: this.state.versionSeq,
       deadlineMs: this.nowMs + 2 * this.params.leaderTimeoutMs,
     });
     this.decideMaster();
+  }
+
+  /**
+   * Maintenance on: the runners that may hold the role now. Off: those of
+   * them not known to be free (a holder ignores its lease while frozen, so
+   * it blocks every promotion until it answers, is fenced or confirmed down).
+   * A runner no state ever named master holds nothing in either case.
+   */
+  private maintenanceHolders(ctx: MasterContext, on: boolean): NodeName[] {
+    const s = this.state;
+    return [...this.peers.values()]
+      .map((p) => p.name)
+      .filter((n) => mayBeRunner(ctx, n) && everDesignated(s, n))
+      .filter((n) =>
+        on
+          ? n === s.master || mayHold(ctx, n)
+          : (s.maintenanceHolders === undefined || s.maintenanceHolders.includes(n) || s.frozenHolders.includes(n)) &&
+            (n === s.master || mayHold(ctx, n) || !confirmedFree(ctx, n)),
+      );
   }
 
   /** Answer admin requests once a quorum of electors holds the change. */
@@ -997,7 +1044,7 @@ export class KoiNode {
         const v = lead.views.get(peer.name)!;
         if (compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, p) >= 0) n++;
       }
-      if (n >= this.params.quorum) this.reply(p.requestId, true, 'ok', null);
+      if (n >= this.params.quorum) this.reply(p.requestId, true, 'ok', null, this.commandNote(p.command));
       else if (this.nowMs > p.deadlineMs) this.reply(p.requestId, false, 'not-committed', 'the change did not reach a quorum of electors in time — check koi status and retry');
       else keep.push(p);
     }

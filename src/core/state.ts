@@ -13,6 +13,7 @@ export function initialClusterState(): ClusterState {
     target: null,
     maintenance: false,
     frozenHolders: [],
+    designated: [],
     stopped: [],
     recoverTokens: {},
     failures: [],
@@ -32,6 +33,8 @@ export function cloneState(s: ClusterState): ClusterState {
     ...s,
     stopped: [...s.stopped],
     frozenHolders: [...s.frozenHolders],
+    ...(s.designated !== undefined ? { designated: [...s.designated] } : {}),
+    ...(s.maintenanceHolders !== undefined ? { maintenanceHolders: [...s.maintenanceHolders] } : {}),
     recoverTokens: { ...s.recoverTokens },
     failures: s.failures.map((f) => ({ ...f, output: [...f.output] })),
   };
@@ -49,4 +52,12 @@ export function outranks(a: PeerInfo, b: PeerInfo): boolean {
 
 export function isStopped(s: ClusterState, name: NodeName): boolean {
   return s.stopped.includes(name);
+}
+
+/**
+ * Could a state ever have named `name` master? Only such a runner can have
+ * been granted a lease (an old state without the list: assume it could).
+ */
+export function everDesignated(s: ClusterState, name: NodeName): boolean {
+  return s.designated === undefined || s.master === name || s.designated.includes(name);
 }

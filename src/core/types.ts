@@ -116,6 +116,19 @@ export interface ClusterState {
    * lease, so nobody else is promoted until they confirm or are fenced.
    */
   frozenHolders: NodeName[];
+  /**
+   * Every runner a state has named master, oldest first. Leases go out only
+   * for a designation a quorum holds, and every later leader inherits such a
+   * state, so a runner missing here was never granted a lease and cannot hold
+   * the role. Absent (a state written by an older koinode): anyone may have been.
+   */
+  designated?: NodeName[];
+  /**
+   * Runners that may have held the role when maintenance was switched on
+   * (maintenance promotes nobody, so only they can hold it when it ends).
+   * Absent while maintenance is off, or when an older koinode switched it on.
+   */
+  maintenanceHolders?: NodeName[];
   /** Runners held stopped by `koi stop` until `koi start`. */
   stopped: NodeName[];
   /** Incremented by `koi recover NODE`; a runner recovers when it sees a new value. */
@@ -280,6 +293,8 @@ export interface AdminReply {
   error: string | null;
   code: 'ok' | 'not-leader' | 'refused' | 'not-committed';
   leader: NodeName | null;
+  /** Accepted, but it cannot take effect yet: why, for people (null: nothing to add). */
+  note?: string | null;
 }
 
 /** Everything that can happen to a node, as data. */

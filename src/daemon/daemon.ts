@@ -674,7 +674,7 @@ export class Daemon {
 }
 
 function replyToResponse(r: AdminReply): AdminResponse {
-  if (r.ok) return { ok: true, code: 'ok' };
+  if (r.ok) return r.note ? { ok: true, code: 'ok', data: { note: r.note } } : { ok: true, code: 'ok' };
   switch (r.code) {
     case 'not-leader':
       return { ok: false, code: 'not-leader', error: r.error ?? `this node is not the leader (${r.leader ?? 'none'}) and could not forward` };
