@@ -58,6 +58,10 @@ interface Campaign {
   takeover: boolean;
   startedMs: number;
   votes: Map<NodeName, GrantedVote>;
+  /** Takeover pre-vote: every node that answered (granted or not). */
+  answered: Set<NodeName>;
+  /** Takeover pre-vote: the nodes the leader reaches; we must reach them all. */
+  mustReach: NodeName[];
 }
 
 interface PendingReply {
@@ -122,6 +126,10 @@ export class KoiNode {
   /** Last time this node acknowledged any leader (or voted); boot counts. */
   private lastAckMs: number;
   private backoffUntilMs = -Infinity;
+  /** Takeovers in a row that did not win; each waits twice as long as the last. */
+  private takeoverFailures = 0;
+  /** What the leader we follow says it reaches (its last heartbeat); null: unknown. */
+  private leaderReach: NodeName[] | null = null;
   private failedCampaignUntilMs = -Infinity;
   private campaign: Campaign | null = null;
   private heartbeatSeqSeen = -1;
@@ -338,6 +346,11 @@ export class KoiNode {
     if (msg.kind === 'vote' && !msg.granted) {
       // A refusal carries the voter's own epoch and grants nothing, so it is
       // never stale: it either shows us a newer epoch or asks us to yield.
+      const c = this.campaign;
+      if (c !== null && c.preVote && msg.preVote && c.takeover) {
+        c.answered.add(from);
+        this.checkVotes();
+      }
       if (msg.epoch > this.epoch) this.adoptEpoch(msg.epoch, `${from} is at a newer epoch`);
       else if (msg.outranked) this.yieldTo();
       return;
@@ -388,6 +401,8 @@ export class KoiNode {
     this.leader = leader;
     this.heartbeatSeqSeen = -1;
     this.followingSinceMs = this.nowMs;
+    this.leaderReach = null;
+    this.takeoverFailures = 0;
     if (leader === null) this.runner?.leaderLost();
   }
 
@@ -415,6 +430,7 @@ export class KoiNode {
     }
     this.heartbeatSeqSeen = msg.seq;
     this.lastLeaderMs = this.nowMs;
+    this.leaderReach = msg.reach ?? null;
     this.lastAckMs = this.nowMs;
     if (msg.state !== null && compareVersion(msg.state, this.state) > 0) {
       this.state = cloneState(msg.state);
@@ -482,9 +498,17 @@ export class KoiNode {
       this.campaign = null;
       this.role = 'follower';
       const pauseMs = p.leaderTimeoutMs * (1 + this.rankIndex() / 2);
-      this.backoffUntilMs = now + (c.takeover ? p.takeoverSettleMs : pauseMs);
       this.failedCampaignUntilMs = now + pauseMs;
-      if (c.takeover) this.followingSinceMs = now;
+      if (c.takeover) {
+        // The leader works; a takeover that failed (a voter or a node the
+        // leader reaches did not answer) waits longer each time.
+        this.takeoverFailures += 1;
+        this.backoffUntilMs = now + p.takeoverSettleMs * 2 ** Math.min(this.takeoverFailures - 1, MAX_TAKEOVER_BACKOFF_DOUBLINGS);
+        this.followingSinceMs = now;
+        this.out.events.push({ kind: 'warning', text: `takeover of ${this.leader ?? 'the leader'} failed: ${takeoverShortfall(c)}; next try in ${((this.backoffUntilMs - now) / 1000).toFixed(1)}s at the earliest` });
+      } else {
+        this.backoffUntilMs = now + pauseMs;
+      }
     }
     this.checkVotes();
     if (!this.self.elector || this.rejoiningSinceMs !== null || this.campaign !== null || now < this.backoffUntilMs) return;
@@ -493,7 +517,10 @@ export class KoiNode {
       return;
     }
     const leaderPeer = this.leader === null ? undefined : this.peers.get(this.leader);
-    if (leaderPeer !== undefined && outranks(this.self, leaderPeer) && now - this.followingSinceMs >= p.takeoverSettleMs) {
+    // Several electors may outrank the leader: the higher-ranked goes first,
+    // so that they do not split the vote by starting on the same tick.
+    const settleMs = p.takeoverSettleMs + this.rankIndex() * p.leaderTimeoutMs;
+    if (leaderPeer !== undefined && outranks(this.self, leaderPeer) && now - this.followingSinceMs >= settleMs) {
       this.startCampaign(true, true);
     }
   }
@@ -528,10 +555,13 @@ export class KoiNode {
       this.lastAckMs = now;
       this.persistDirty = true;
     }
-    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]) };
+    // A takeover must not cost what works: the taker has to reach every node
+    // the leader reaches (the master among them), so it asks them all.
+    const mustReach = takeover && preVote ? (this.leaderReach ?? []).filter((n) => this.peers.has(n)) : [];
+    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]), answered: new Set([this.name]), mustReach };
     this.out.events.push({ kind: 'campaign', epoch, takeover });
-    for (const p of this.electors()) {
-      if (p.name !== this.name) this.send(p.name, { kind: 'vote-req', epoch, takeover, preVote });
+    for (const p of this.peers.values()) {
+      if (p.name !== this.name && (p.elector || mustReach.includes(p.name))) this.send(p.name, { kind: 'vote-req', epoch, takeover, preVote });
     }
     this.checkVotes();
   }
@@ -558,9 +588,20 @@ export class KoiNode {
 
   private onVoteRequest(from: NodeName, msg: Extract<Message, { kind: 'vote-req' }>): void {
     const candidate = this.peers.get(from)!;
+    if (candidate.elector && !this.self.elector && msg.preVote && msg.takeover) {
+      // Not a voter, but the taker must know it reaches us.
+      this.send(from, this.voteMessage(this.epoch, true, false, false));
+      return;
+    }
     if (!candidate.elector || !this.self.elector) {
       this.out.events.push({ kind: 'dropped', from, reason: 'vote request between non-electors' });
       return;
+    }
+    const mine = this.campaign;
+    if (mine !== null && mine.takeover && msg.takeover && outranks(candidate, this.self)) {
+      // A higher-ranked elector takes over too: let it, rather than split the vote.
+      this.yieldTo();
+      this.followingSinceMs = this.nowMs;
     }
     const decision = decideVote(
       {
@@ -613,6 +654,7 @@ export class KoiNode {
   private onVote(from: NodeName, msg: Extract<Message, { kind: 'vote' }>): void {
     const c = this.campaign;
     if (c === null || msg.epoch !== c.epoch || msg.preVote !== c.preVote) return;
+    c.answered.add(from);
     if (!c.votes.has(from)) {
       c.votes.set(from, { from, recvMs: this.nowMs, lastAckAgoMs: msg.lastAckAgoMs, state: msg.state, nowMs: msg.nowMs, incarnation: msg.incarnation });
     }
@@ -635,6 +677,8 @@ export class KoiNode {
       // even when a quorum has already agreed (with quorum 1 it always has).
       const waiting = this.electors().some((p) => outranks(p, this.self) && !c.votes.has(p.name));
       if (waiting && this.nowMs - c.startedMs < this.params.heartbeatIntervalMs) return;
+      // A takeover waits for every node the leader reaches (or fails at the campaign timeout).
+      if (c.takeover && c.mustReach.some((n) => !c.answered.has(n))) return;
       this.campaign = null;
       this.startCampaign(false, c.takeover);
       return;
@@ -773,6 +817,8 @@ export class KoiNode {
     const master = this.state.master;
     const grantable = this.hasQuorum() && master !== null && this.mayGrant();
     const commit = this.commitVersion();
+    const ctx = this.masterContext();
+    const reach = [...this.peers.keys()].filter((n) => reachable(ctx, n));
     lead.seq += 1;
     lead.lastHeartbeatMs = now;
     lead.heartbeatDue = false;
@@ -799,6 +845,7 @@ export class KoiNode {
         stateVersionSeq: this.state.versionSeq,
         commitVersionEpoch: commit.versionEpoch,
         commitVersionSeq: commit.versionSeq,
+        reach,
       });
     }
   }
@@ -1060,6 +1107,16 @@ export class KoiNode {
   private runnerTick(): void {
     this.runner?.tick(this.nowMs, this.runnerOut());
   }
+}
+
+/** Doublings of takeover_settle after failed takeovers (16 × at most). */
+const MAX_TAKEOVER_BACKOFF_DOUBLINGS = 4;
+
+/** Why a takeover campaign did not win, for the log. */
+function takeoverShortfall(c: Campaign): string {
+  const missing = c.mustReach.filter((n) => !c.answered.has(n));
+  if (missing.length > 0) return `no answer from ${missing.join(', ')}, which the leader reaches`;
+  return `${c.votes.size} vote(s), not a quorum`;
 }
 
 function reportKey(r: RunnerReport): string {

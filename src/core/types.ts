@@ -223,6 +223,12 @@ export type Message =
       /** Newest version a quorum of electors holds: it survives any leader change. */
       commitVersionEpoch: number;
       commitVersionSeq: number;
+      /**
+       * Nodes the leader heard from within leader_timeout (itself included):
+       * a higher-ranked elector takes over only when it reaches all of them.
+       * Absent from older leaders.
+       */
+      reach?: NodeName[];
     }
   | {
       kind: 'ack';

@@ -42,6 +42,7 @@ export function checkMessage(m: unknown): Message {
       need(o.grant === null || (isObj(o.grant) && isNum(o.grant.echoMs) && isNum(o.grant.incarnation) && optPositive(o.grant.leaseMs) && optPositive(o.grant.demoteMs)), 'heartbeat grant');
       need(o.state === null || isObj(o.state), 'heartbeat state');
       need(isNum(o.stateVersionEpoch) && isNum(o.stateVersionSeq) && isNum(o.commitVersionEpoch) && isNum(o.commitVersionSeq), 'heartbeat versions');
+      need(o.reach === undefined || (Array.isArray(o.reach) && o.reach.every((n) => typeof n === 'string')), 'heartbeat reach');
       return o as unknown as Message;
     case 'ack':
       need(isNum(o.seq) && (o.echoSentMs === null || isNum(o.echoSentMs)) && isNum(o.nowMs) && isNum(o.incarnation), 'ack fields');
