@@ -1,7 +1,7 @@
 // Invariant checkers of the simulator. They watch what the simulated machines
 // do (script runs, crashes, elections) and keep their own model of it, so a
 // bug in the core cannot hide behind the core's own bookkeeping.
-import type { AdminCommand, ClusterState, CoreEvent, NodeName, RunRequest, ScriptEvent, ServiceDef } from '../../src/core/types';
+import type { AdminCommand, ClusterState, CoreEvent, CoreParams, NodeName, RunRequest, ScriptEvent, ServiceDef } from '../../src/core/types';
 
 type OpField = 'maintenance' | 'manualMaster';
 
@@ -14,7 +14,7 @@ interface OpTrack {
 
 export interface Violation {
   atMs: number;
-  kind: 'two-leaders' | 'epoch-backwards' | 'two-masters' | 'order' | 'state-lost' | 'liveness' | 'core-threw';
+  kind: 'two-leaders' | 'epoch-backwards' | 'two-masters' | 'order' | 'state-lost' | 'liveness' | 'core-threw' | 'stuck' | 'flap';
   text: string;
 }
 
@@ -49,6 +49,8 @@ interface MachineModel {
   /** Saw maintenance in a state from its leader, and when it saw it end. */
   maintenanceSeen: boolean;
   maintenanceOffMs: number;
+  /** Held the role at a moment it believed maintenance on, in this life (only an operator or a fence frees that). */
+  heldInMaintenance: boolean;
 }
 
 /** Why an overlap of two holders was not counted as a violation. */
@@ -137,8 +139,10 @@ export class Checker {
   /** A heartbeat delivered to `node` carried a state with this maintenance flag. */
   maintenanceSeen(atMs: number, node: NodeName, on: boolean): void {
     const m = this.machine(node);
-    if (on) m.maintenanceSeen = true;
-    else if (m.maintenanceSeen) {
+    if (on) {
+      m.maintenanceSeen = true;
+      if (m.holding.size > 0) m.heldInMaintenance = true;
+    } else if (m.maintenanceSeen) {
       m.maintenanceSeen = false;
       m.maintenanceOffMs = atMs;
     }
@@ -157,7 +161,7 @@ export class Checker {
   private machine(node: NodeName): MachineModel {
     let m = this.machines.get(node);
     if (m === undefined) {
-      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity };
+      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity, heldInMaintenance: false };
       for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false });
       this.machines.set(node, m);
     }
@@ -170,6 +174,16 @@ export class Checker {
 
   holders(): NodeName[] {
     return [...this.machines].filter(([, m]) => m.holding.size > 0).map(([n]) => n);
+  }
+
+  /** koinode started a new life on this machine (it holds nothing yet). */
+  booted(node: NodeName): void {
+    this.machine(node).heldInMaintenance = false;
+  }
+
+  /** Whether the machine held the role while it believed maintenance on, in its last life. */
+  heldInMaintenance(node: NodeName): boolean {
+    return this.machine(node).heldInMaintenance;
   }
 
   /** The whole machine went down: its services stop with it. */
@@ -272,6 +286,7 @@ export class Checker {
 
   private beginHolding(atMs: number, node: NodeName, m: MachineModel): void {
     m.holdingSinceMs = atMs;
+    if (m.maintenanceSeen) m.heldInMaintenance = true;
     if (!this.safetyChecked) return;
     for (const [other, om] of this.machines) {
       if (other !== node) this.releasePastBound(atMs, om);
@@ -385,5 +400,139 @@ export class Checker {
 
   allStarted(node: NodeName): boolean {
     return [...this.machine(node).services.values()].every((s) => s.level === 1 && s.busy === null);
+  }
+}
+
+// ---- liveness: stuck and flapping ------------------------------------------
+
+/**
+ * How long after a change from outside (crash, restart, cut, heal, command,
+ * reload, stall) a leader stepping down or a master being revoked may still
+ * be its consequence. The slowest legitimate chains, with LT = leader_timeout:
+ *  - an elector that came back outranking the leader follows it for
+ *    takeover_settle, then campaigns (pre-vote and vote, up to LT each): the
+ *    leader steps down by settle + 2 LT;
+ *  - a leader cut from its voters sees no quorum for the quorum window, then
+ *    steps down after LT: by 2 LT;
+ *  - a master cut from the leader is revoked LT after its last answer, and a
+ *    leadership that began late (the takeover above) waits LT of its own
+ *    first: by settle + 3 LT.
+ * Plus a heartbeat period and two round trips of the slowest link (a
+ * message in flight when the change happened).
+ */
+export function flapWindowMs(p: CoreParams, maxRttMs = 4): number {
+  return p.takeoverSettleMs + 3 * p.leaderTimeoutMs + p.heartbeatIntervalMs + 2 * maxRttMs;
+}
+
+/** A leader that stepped down or a master that was revoked with no change from outside before it. */
+export interface Flap {
+  atMs: number;
+  what: string;
+  /** The latest change from outside before it (null: none at all). */
+  lastChange: { atMs: number; what: string } | null;
+}
+
+export interface Disturbance {
+  atMs: number;
+  what: string;
+  /** A fault that lasts (a cut, a freeze, lossy links): in effect until then. */
+  untilMs?: number;
+  /** Only a master may change because of it (a status saying "not promotable"). */
+  masterOnly?: boolean;
+}
+
+/**
+ * Leader and master changes from `fromMs` on that no change from outside
+ * explains: none happened, and no lasting fault was in effect, in the
+ * `windowMs` before. Elections themselves are not judged (one follows every
+ * loss of a leader, however late); what is judged is a working leader or
+ * master being given up.
+ */
+export function findFlaps(
+  events: readonly { atMs: number; node: NodeName; ev: CoreEvent }[],
+  disturbances: readonly Disturbance[],
+  windowMs: number,
+  fromMs = 0,
+): Flap[] {
+  const flaps: Flap[] = [];
+  for (const e of events) {
+    if (e.atMs < fromMs) continue;
+    let what: string;
+    if (e.ev.kind === 'stepped-down') what = `${e.node} stepped down (${e.ev.reason})`;
+    else if (e.ev.kind === 'master-revoked') what = `${e.node} revoked master ${e.ev.master} (${e.ev.reason})`;
+    else continue;
+    let cause: { atMs: number; what: string } | null = null;
+    for (const d of disturbances) {
+      if (d.atMs > e.atMs) continue;
+      if (d.masterOnly && e.ev.kind !== 'master-revoked') continue;
+      // A lasting fault counts until it ended.
+      const effectMs = Math.min(e.atMs, d.untilMs ?? d.atMs);
+      if (cause === null || effectMs >= cause.atMs) cause = { atMs: effectMs, what: d.what };
+    }
+    if (cause === null || e.atMs - cause.atMs > windowMs) flaps.push({ atMs: e.atMs, what, lastChange: cause });
+  }
+  return flaps;
+}
+
+/**
+ * Watches, tick by tick, whether a master is fully promoted while the
+ * cluster can have one. A stretch without one that outlasts `boundMs` while
+ * `expected` holds is reported once, as stuck, with the leader's status.
+ */
+export class LivenessJudge {
+  /** When the current stretch without a master began (null: there is one). */
+  private gapStartMs: number | null;
+  /** The bound counts from here: the stretch's start, or an operator's later action. */
+  private deadlineBaseMs: number;
+  private reported = false;
+  private lastMs: number;
+  /** Stretches that outlasted the bound while a master was possible (counted when not judging too). */
+  episodes = 0;
+  noMasterMs = 0;
+  longestGapMs = 0;
+  readonly stuck: Violation[] = [];
+
+  constructor(
+    readonly boundMs: number,
+    startMs: number,
+    /** Record violations (false: the run is outside what the timings allow; only measure). */
+    private readonly judging = true,
+  ) {
+    this.gapStartMs = startMs;
+    this.deadlineBaseMs = startMs;
+    this.lastMs = startMs;
+  }
+
+  /** The operator acted (e.g. koi confirm-down): the bound counts again from now. */
+  operatorActed(nowMs: number): void {
+    if (this.gapStartMs !== null) this.deadlineBaseMs = Math.max(this.deadlineBaseMs, nowMs);
+  }
+
+  observe(nowMs: number, promoted: boolean, expected: () => string | null, status: () => string): void {
+    if (this.gapStartMs !== null) this.noMasterMs += nowMs - this.lastMs;
+    this.lastMs = nowMs;
+    if (promoted) {
+      if (this.gapStartMs !== null) this.longestGapMs = Math.max(this.longestGapMs, nowMs - this.gapStartMs);
+      this.gapStartMs = null;
+      this.reported = false;
+      return;
+    }
+    if (this.gapStartMs === null) {
+      this.gapStartMs = nowMs;
+      this.deadlineBaseMs = nowMs;
+    }
+    this.longestGapMs = Math.max(this.longestGapMs, nowMs - this.gapStartMs);
+    if (this.reported || nowMs - this.deadlineBaseMs <= this.boundMs) return;
+    // `expected` says why the cluster can have a master (null: it cannot).
+    const why = expected();
+    if (why === null) return;
+    this.reported = true;
+    this.episodes++;
+    const v: Violation = {
+      atMs: nowMs,
+      kind: 'stuck',
+      text: `no master fully promoted for ${Math.round(nowMs - this.gapStartMs)}ms (bound ${Math.round(this.boundMs)}ms) although ${why}; ${status()}`,
+    };
+    if (this.judging) this.stuck.push(v);
   }
 }

@@ -1,7 +1,7 @@
 // One seed, one run: draw a cluster, torment it, heal it, and check it.
 import type { CoreParams, NodeName, PeerInfo, ScriptEvent, ServiceDef } from '../../src/core/types';
 import { Rng } from './rng';
-import type { Violation } from './checker';
+import { findFlaps, flapWindowMs, LivenessJudge, type Disturbance, type Violation } from './checker';
 import { World } from './world';
 
 export function simParams(over: Partial<CoreParams> = {}): CoreParams {
@@ -107,6 +107,49 @@ export interface SeedResult {
   fence: boolean;
   /** Not converged because electors without their saved state leave no quorum (operator's turn). */
   stateLostStuck: boolean;
+  /** What the liveness class of this seed kept broken and found (null: an ordinary seed). */
+  liveness: LivenessOutcome | null;
+  /** Leader or master changes that no change from outside explains (every seed). */
+  flaps: number;
+  /** Options to give `npm run sim` with KOI_SIM_SEED to replay this run ('' for none). */
+  replayArgs: string;
+}
+
+/**
+ * Liveness classes: after the final heal one fault stays for good (a dead
+ * machine, a link cut both ways, one way, or two links cut), or the whole
+ * run has a slow network that delivers every message late.
+ */
+export type LivenessClass = 'dead-node' | 'link-cut' | 'one-way-cut' | 'two-links' | 'slow-network';
+
+export const LIVENESS_CLASSES: readonly LivenessClass[] = ['dead-node', 'link-cut', 'one-way-cut', 'two-links', 'slow-network'];
+
+/** Share of the seeds of an ordinary sweep that run a liveness class. */
+export const LIVENESS_SHARE = 0.2;
+
+export interface LivenessOutcome {
+  cls: LivenessClass;
+  /** What stayed broken (or the slow network's delay and timings). */
+  detail: string;
+  /** Slow network: one-way delay range and the timing set, for grouping. */
+  slowBucket: string | null;
+  /** Slow network: the delay is beyond what the timings tolerate (measured, not judged). */
+  tooSlow: boolean;
+  /** Stretches without a master beyond the bound while one was possible. */
+  stuck: number;
+  flaps: number;
+  /** Elections (leader-elected) in the judged stretch, and its length. */
+  elections: number;
+  judgedMs: number;
+  noMasterMs: number;
+  /** The kept faults leave no quorum of electors with a runner, all connected both ways. */
+  masterImpossible: boolean;
+  /** koi confirm-down the operator had to send for a dead machine that held the role in maintenance. */
+  confirmDowns: number;
+  /** A stretch beyond the bound excused because electors that lost their state leave no quorum. */
+  stateLostStuck: boolean;
+  /** What kept the first stuck stretch from ending, in short (null: not stuck). */
+  stuckCause: string | null;
 }
 
 export interface SeedOptions {
@@ -115,6 +158,21 @@ export interface SeedOptions {
   freezes?: boolean;
   /** Draw only this kind of cluster. */
   shape?: ShapeClass;
+  /**
+   * Liveness class: one for every seed ('all' draws one per seed), none, or
+   * (undefined) one for LIVENESS_SHARE of the seeds, drawn per seed.
+   */
+  liveness?: LivenessClass | 'all' | 'none';
+}
+
+/** The liveness class of `seed` (its own generator: the shape and the storm draw as without it). */
+export function livenessOf(seed: number, opt: SeedOptions['liveness']): LivenessClass | null {
+  if (opt === 'none') return null;
+  if (opt !== undefined && opt !== 'all') return opt;
+  const r = new Rng(seed * 15485863 + 7);
+  const inShare = r.chance(LIVENESS_SHARE);
+  const cls = r.pick(LIVENESS_CLASSES);
+  return opt === 'all' || inShare ? cls : null;
 }
 
 /** Largest relative difference between two nodes' clock rates the margin must cover. */
@@ -125,6 +183,11 @@ const EVENTS: ScriptEvent[] = ['start', 'stop', 'promote', 'demote', 'failed', '
 export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   const shapeRng = new Rng(seed * 7919 + 1);
   const shape = drawShape(shapeRng, opts.shape);
+  const live = livenessOf(seed, opts.liveness);
+  const replayArgs = [opts.shape ? `--shape ${opts.shape}` : '', opts.liveness !== undefined && opts.liveness !== 'all' ? `--liveness ${opts.liveness}` : opts.liveness === 'all' ? '--liveness all' : '']
+    .filter((x) => x !== '')
+    .join(' ');
+  if (live === 'slow-network') return runSlowSeed(seed, shape, opts, replayArgs);
   const w = new World({ seed, peers: shape.peers, params: shape.params, services: shape.services });
   const rng = new Rng(seed * 104729 + 3);
   // Every node's clock runs at its own rate, within the documented bound.
@@ -133,13 +196,31 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   const names = shape.peers.map((p) => p.name);
   const runners = shape.peers.filter((p) => p.runner).map((p) => p.name);
   const durationMs = opts.durationMs ?? 30_000;
+  const p = shape.params;
+  const scriptMs = (shape.services.length * 4 + 4) * 80;
+  const liveBoundMs = livenessBoundMs(p, scriptMs, 0);
+  const flapMs = flapWindowMs(p);
+  // A liveness seed spends part of its time after the heal, watched.
+  const judgeMs = liveBoundMs + flapMs;
+  const stormMs = live === null ? durationMs : Math.max(durationMs / 2, durationMs - judgeMs);
   const heals: { atMs: number; fn: () => void }[] = [];
-  const later = (ms: number, fn: () => void) => heals.push({ atMs: w.nowMs + ms, fn });
+  const later = (ms: number, fn: () => void) => {
+    // The fault is in effect until its heal (the flap checker reads this).
+    const d: Disturbance = { atMs: w.nowMs, what: 'a lasting fault', untilMs: Infinity };
+    w.disturbances.push(d);
+    heals.push({
+      atMs: w.nowMs + ms,
+      fn: () => {
+        fn();
+        d.untilMs = w.nowMs;
+      },
+    });
+  };
   let faults = 0;
 
   w.start();
   w.runFor(rng.int(500, 3000));
-  while (w.nowMs < durationMs) {
+  while (w.nowMs < stormMs) {
     const next = w.nowMs + rng.int(100, 1500);
     heals.sort((a, b) => a.atMs - b.atMs);
     while (heals.length > 0 && heals[0]!.atMs <= next) {
@@ -150,6 +231,7 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
     w.runUntil(next);
     faults++;
     const cls = applyFault(w, rng, names, runners, later, opts.freezes ?? true);
+    if (cls !== 'none') w.disturb(cls);
     faultClasses[cls] = (faultClasses[cls] ?? 0) + 1;
   }
 
@@ -163,22 +245,30 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
     w.thaw(n);
     w.restart(n);
   }
-  const p = shape.params;
-  const scriptMs = (shape.services.length * 4 + 4) * 80;
   const boundMs = p.leaderTimeoutMs + p.masterLeaseMs + p.demoteTimeoutMs + scriptMs + p.autoRecoverWaitMs + 1000;
   const healedAt = w.nowMs;
-  const memo = { lastMs: -Infinity };
-  const converged = w.runUntilTrue(() => {
-    operate(w, runners, memo);
-    return convergedView(w, runners) === null;
-  }, boundMs);
-  // With the saved state of so many electors lost that the rest is no quorum,
-  // nobody may elect a leader: that needs the operator (docs/OPERATIONS.md).
-  const withState = shape.peers.filter((x) => x.elector && w.core(x.name)?.isRejoining() === false).length;
-  const stateLostStuck = !converged && withState < shape.params.quorum;
-  if (!converged && !stateLostStuck) {
-    w.checker.fail(w.nowMs, 'liveness', `not converged ${boundMs}ms after healing at ${healedAt}ms: ${convergedView(w, runners)}`);
+  let stateLostStuck = false;
+  let liveness: LivenessOutcome | null = null;
+  if (live === null) {
+    const memo = { lastMs: -Infinity };
+    const converged = w.runUntilTrue(() => {
+      operate(w, runners, memo);
+      return convergedView(w, runners) === null;
+    }, boundMs);
+    // With the saved state of so many electors lost that the rest is no quorum,
+    // nobody may elect a leader: that needs the operator (docs/OPERATIONS.md).
+    const withState = shape.peers.filter((x) => x.elector && w.core(x.name)?.isRejoining() === false).length;
+    stateLostStuck = !converged && withState < shape.params.quorum;
+    if (!converged && !stateLostStuck) {
+      w.checker.fail(w.nowMs, 'liveness', `not converged ${boundMs}ms after healing at ${healedAt}ms: ${convergedView(w, runners)}`);
+    }
+  } else {
+    liveness = judgeAfterHeal(w, shape, live, runners, healedAt, liveBoundMs, judgeMs, new Rng(seed * 2750159 + 9));
+    stateLostStuck = liveness.stateLostStuck;
   }
+  const flaps = findFlaps(w.events, w.disturbances, flapMs);
+  if (flaps.length > 0) w.checker.fail(flaps[0]!.atMs, 'flap', describeFlaps(flaps, flapMs));
+  if (liveness !== null) liveness.flaps = flaps.filter((f) => f.atMs >= healedAt).length;
   return {
     seed,
     violations: w.checker.violations,
@@ -191,6 +281,374 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
     shapeClass: shape.shapeClass,
     fence: shape.params.fenceConfigured,
     stateLostStuck,
+    liveness,
+    flaps: flaps.length,
+    replayArgs,
+  };
+}
+
+/**
+ * The longest a cluster may go without a fully promoted master while a
+ * quorum of electors and a promotable runner can reach each other, counted
+ * from the change that took the master away (or the final heal):
+ *   4 LT                   the loss is noticed (LT), one failed campaign and its pause, the winning one
+ * + takeover_settle        one takeover by an elector that outranks the leader
+ * + lease + demote + margin the old master's grants are waited out
+ * + 3 LT + 3 × 220 ms       with a fence: up to two failed attempts and their pauses (LT, 2 LT)
+ * + scripts                stop, demote, start and promote of every service, 80 ms each at most
+ * + auto_recover_wait      a runner that failed in the storm recovers
+ * + 1 s                    the operator's polling and commands
+ * + 6 round trips          of the slowest link (votes, acknowledgements, the grant)
+ */
+export function livenessBoundMs(p: CoreParams, scriptMs: number, maxRttMs: number): number {
+  const fenceMs = p.fenceConfigured ? 3 * p.leaderTimeoutMs + 3 * 220 : 0;
+  return 4 * p.leaderTimeoutMs + p.takeoverSettleMs + p.masterLeaseMs + p.demoteTimeoutMs + p.safetyMarginMs + fenceMs + scriptMs + p.autoRecoverWaitMs + 1000 + 6 * maxRttMs;
+}
+
+function describeFlaps(flaps: { atMs: number; what: string; lastChange: { atMs: number; what: string } | null }[], windowMs: number): string {
+  const f = flaps[0]!;
+  const cause = f.lastChange === null ? 'none before it' : `the last was ${f.lastChange.what} at ${f.lastChange.atMs.toFixed(0)}ms`;
+  return `${flaps.length} leader or master change(s) with no change from outside in the ${Math.round(windowMs)}ms before; first: ${f.what} (${cause})`;
+}
+
+/** The single fully promoted holder, named master by an up leader: a working master. */
+export function masterPromoted(w: World): boolean {
+  const hs = w.checker.holders();
+  if (hs.length !== 1) return false;
+  const m = hs[0]!;
+  if (!w.isUp(m) || !w.checker.fullyPromoted(m)) return false;
+  return w.leaders().some((l) => w.core(l)!.state.master === m);
+}
+
+/** What the leader says, as `koi status` would show it: master, what it waits for, its runners. */
+export function leaderStatus(w: World): string {
+  const leaders = w.leaders();
+  if (leaders.length === 0) {
+    const roles = [...w.nodes.keys()].map((n) => {
+      const c = w.core(n);
+      return c === null ? `${n} down` : `${n} ${c.role}${c.leader !== null ? ` of ${c.leader}` : ''} e${c.epoch}`;
+    });
+    return `no leader (${roles.join(', ')})`;
+  }
+  return leaders
+    .map((l) => {
+      const c = w.core(l)!;
+      const s = c.state;
+      const flags = [s.maintenance ? 'maintenance' : '', s.manualMaster ? 'manual' : '', s.stopped.length > 0 ? `stopped ${s.stopped.join(',')}` : '']
+        .filter((x) => x !== '')
+        .join(' ');
+      const frozen = (s as { frozenHolders?: string[] }).frozenHolders ?? [];
+      // With what the checker knows of each blocker's machine, for the diagnosis.
+      const truth = (n: NodeName) =>
+        `${w.core(n) === null ? 'down' : 'up'}, ${w.checker.holders().includes(n) ? 'holds the role' : w.checker.heldInMaintenance(n) ? 'held the role in maintenance' : 'held nothing in maintenance'}`;
+      const waiting = c.blockers().map((b) => `${b.reason} [truly: ${truth(b.node)}]`);
+      const views = c.leaderViews();
+      const runners: string[] = [];
+      for (const [n, v] of views ?? []) {
+        if (!c.peers.get(n)?.runner) continue;
+        const heard = n === l || (v.lastReplyMs !== null && w.clock(l) - v.lastReplyMs <= c.params.leaderTimeoutMs);
+        const r = v.report;
+        const what = !heard ? 'unreachable' : r === null ? 'no report' : r.holding ? 'holding' : r.failed ? 'failed' : r.disabled ? 'disabled' : r.promotable ? 'promotable' : 'not promotable';
+        runners.push(`${n} ${what}`);
+      }
+      return `leader ${l} (epoch ${c.epoch}) says master ${s.master ?? 'none'}${flags ? ` [${flags}]` : ''}${frozen.length > 0 ? `, frozenHolders ${frozen.join(',')}` : ''}; waiting for: ${waiting.length > 0 ? waiting.join('; ') : 'nothing'}; runners: ${runners.join(', ')}`;
+    })
+    .join(' | ');
+}
+
+/**
+ * Electors that reach each other both ways, at least `quorum` of them, with a
+ * runner that reaches all of them both ways: a description, or null when the
+ * kept faults leave no such set (then no master is owed).
+ */
+export function connectedQuorum(w: World, peers: PeerInfo[], quorum: number, down: ReadonlySet<NodeName>, voters: (n: NodeName) => boolean = () => true): string | null {
+  const electors = peers.filter((p) => p.elector && !down.has(p.name) && voters(p.name)).map((p) => p.name);
+  const runners = peers.filter((p) => p.runner && !down.has(p.name)).map((p) => p.name);
+  let best: string | null = null;
+  for (let mask = 1; mask < 1 << electors.length; mask++) {
+    const set = electors.filter((_, i) => (mask >> i) & 1);
+    if (set.length < quorum) continue;
+    if (!set.every((a) => set.every((b) => w.twoWay(a, b)))) continue;
+    const r = runners.find((x) => set.every((e) => w.twoWay(x, e)));
+    if (r === undefined) continue;
+    best = `electors ${set.join(',')} (quorum ${quorum}) and runner ${r} reach each other both ways`;
+    break;
+  }
+  return best;
+}
+
+/** The current master as the checker sees it (a holder), else a leader's choice. */
+function currentMaster(w: World): NodeName | null {
+  const hs = w.checker.holders();
+  if (hs.length > 0) return hs[0]!;
+  for (const l of w.leaders()) {
+    const m = w.core(l)!.state.master;
+    if (m !== null) return m;
+  }
+  return null;
+}
+
+/** Keep the class's fault after the final heal; then judge for `judgeMs`. */
+function judgeAfterHeal(
+  w: World,
+  shape: Shape,
+  live: Exclude<LivenessClass, 'slow-network'>,
+  runners: NodeName[],
+  healedAt: number,
+  boundMs: number,
+  judgeMs: number,
+  lrng: Rng,
+): LivenessOutcome {
+  const names = shape.peers.map((x) => x.name);
+  const p = shape.params;
+  const down = new Set<NodeName>();
+  // Half the time the fault is aimed at the master (the interesting case), else anywhere.
+  const aim = (): [NodeName, NodeName] => {
+    const m = currentMaster(w);
+    const a = m !== null && lrng.chance(0.5) ? m : lrng.pick(names);
+    return [a, lrng.pick(names.filter((x) => x !== a))];
+  };
+  const cut = (a: NodeName, b: NodeName, twoWay: boolean): string => {
+    w.link(a, b).cut = true;
+    if (twoWay) w.link(b, a).cut = true;
+    return twoWay ? `${a}<->${b}` : `${a}->${b}`;
+  };
+  let detail: string;
+  switch (live) {
+    case 'dead-node': {
+      const m = currentMaster(w);
+      const d = m !== null && lrng.chance(0.5) ? m : lrng.pick(names);
+      w.crash(d);
+      down.add(d);
+      detail = `${d} dead${d === m ? ' (the master)' : ''}`;
+      break;
+    }
+    case 'link-cut': {
+      const [a, b] = aim();
+      detail = `cut ${cut(a, b, true)}`;
+      break;
+    }
+    case 'one-way-cut': {
+      const [a, b] = aim();
+      detail = `cut ${lrng.chance(0.5) ? cut(a, b, false) : cut(b, a, false)}`;
+      break;
+    }
+    case 'two-links': {
+      const [a, b] = aim();
+      let [c, d] = aim();
+      for (let i = 0; i < 10 && ((c === a && d === b) || (c === b && d === a)); i++) [c, d] = aim();
+      const one = cut(a, b, lrng.chance(0.5));
+      const two = lrng.chance(0.5) ? cut(c, d, true) : cut(c, d, false);
+      detail = `cut ${one} and ${two}`;
+      break;
+    }
+  }
+  w.disturb(`kept broken: ${detail}`);
+  const possible = connectedQuorum(w, shape.peers, p.quorum, down);
+  const judge = new LivenessJudge(boundMs, healedAt);
+  const electionsBefore = w.events.filter((e) => e.ev.kind === 'leader-elected').length;
+  const memo = { lastMs: -Infinity };
+  const blockedSince = new Map<NodeName, number>();
+  let confirmDowns = 0;
+  let stateLostStuck = false;
+  let stuckCause: string | null = null;
+  // Runners some leader named master: with those that held the role in
+  // maintenance, the only ones that may block after it (issue 18).
+  const designated = new Set<NodeName>();
+  let seenEvents = 0;
+  // As `koi status` tells her, the operator confirms a machine that is
+  // really off down, where nothing else frees its role: no fence, and it may
+  // have held the role (named master once, or held it in maintenance). Not
+  // before timing alone would have freed any other node. A dead machine that
+  // could not have held the role gets no such help: blocking on it is stuck.
+  const patienceMs = p.leaderTimeoutMs + p.masterLeaseMs + p.demoteTimeoutMs + p.safetyMarginMs;
+  const confirmable = (n: NodeName) => down.has(n) && !p.fenceConfigured && (designated.has(n) || w.checker.heldInMaintenance(n));
+  w.runUntilTrue(() => {
+    operate(w, runners, memo, down);
+    for (; seenEvents < w.events.length; seenEvents++) {
+      const ev = w.events[seenEvents]!.ev;
+      if (ev.kind === 'master-designated') designated.add(ev.master);
+    }
+    const leader = w.leaders()[0];
+    const blockers = leader === undefined ? [] : w.core(leader)!.blockers().map((b) => b.node);
+    for (const n of [...blockedSince.keys()]) if (!blockers.includes(n)) blockedSince.delete(n);
+    for (const n of blockers) {
+      if (!confirmable(n)) continue;
+      const since = blockedSince.get(n) ?? w.nowMs;
+      blockedSince.set(n, since);
+      if (w.nowMs - since >= patienceMs && memo.lastMs === w.nowMs) {
+        w.admin({ kind: 'confirm-down', node: n, wallMs: Math.round(w.nowMs) });
+        confirmDowns++;
+        judge.operatorActed(w.nowMs);
+        blockedSince.set(n, w.nowMs);
+      }
+    }
+    judge.observe(
+      w.nowMs,
+      masterPromoted(w),
+      () => {
+        if (possible === null) return null;
+        // Electors still rejoining after a lost state do not vote: without
+        // them, is there still such a quorum? If not, it is the operator's turn.
+        const voting = connectedQuorum(w, shape.peers, p.quorum, down, (n) => w.core(n)?.isRejoining() === false);
+        if (voting === null) stateLostStuck = true;
+        return voting;
+      },
+      () => {
+        stuckCause ??= stuckCauseOf(w, down);
+        return leaderStatus(w);
+      },
+    );
+    return false;
+  }, judgeMs);
+  for (const v of judge.stuck) w.checker.fail(v.atMs, v.kind, `after ${detail}: ${v.text}`);
+  return {
+    cls: live,
+    detail,
+    slowBucket: null,
+    tooSlow: false,
+    stuck: judge.stuck.length,
+    flaps: 0,
+    elections: w.events.filter((e) => e.ev.kind === 'leader-elected').length - electionsBefore,
+    judgedMs: w.nowMs - healedAt,
+    noMasterMs: judge.noMasterMs,
+    masterImpossible: possible === null,
+    confirmDowns,
+    stateLostStuck: stateLostStuck && judge.stuck.length === 0,
+    stuckCause,
+  };
+}
+
+/** In a few words, what keeps the cluster without a master (for the sweep's counts). */
+function stuckCauseOf(w: World, down: ReadonlySet<NodeName>): string {
+  const l = w.leaders()[0];
+  if (l === undefined) return 'no leader';
+  const c = w.core(l)!;
+  const blockers = c.blockers().map((b) => b.node);
+  if (c.state.master === null && blockers.length > 0) {
+    const b = blockers[0]!;
+    if (down.has(b)) return w.checker.heldInMaintenance(b) ? 'waits for a dead machine that held the role in maintenance' : 'waits for a dead machine that held nothing in maintenance';
+    return w.checker.holders().includes(b) ? 'waits for a holder it cannot reach' : 'waits for a live machine it cannot reach, holding nothing';
+  }
+  const views = c.leaderViews();
+  const reached = [...(views ?? new Map())].filter(([n, v]) => c.peers.get(n)?.runner && (n === l || (v.lastReplyMs !== null && w.clock(l) - v.lastReplyMs <= c.params.leaderTimeoutMs)));
+  if (reached.length === 0) return 'leader reaches no runner';
+  if (c.state.master !== null) return 'master designated, not fully promoted';
+  return 'no master chosen, nothing waited for';
+}
+
+interface SlowTimings {
+  name: string;
+  heartbeatIntervalMs: number;
+  leaderTimeoutMs: number;
+  masterLeaseMs: number;
+}
+
+/** The simulator's own timings, koi's defaults, and defaults doubled (takeover_settle is 4 LT, as koinode sets it). */
+const SLOW_TIMINGS: readonly SlowTimings[] = [
+  { name: 'sim', heartbeatIntervalMs: 100, leaderTimeoutMs: 500, masterLeaseMs: 800 },
+  { name: 'default', heartbeatIntervalMs: 200, leaderTimeoutMs: 1000, masterLeaseMs: 1500 },
+  { name: 'long', heartbeatIntervalMs: 200, leaderTimeoutMs: 2000, masterLeaseMs: 3000 },
+];
+
+/** One-way delay ranges of the slow network (every message delivered, reordered within the range). */
+const SLOW_DELAYS: readonly [number, number][] = [
+  [60, 120],
+  [120, 200],
+  [240, 300],
+  [320, 400],
+];
+
+const TICK_MS = 10;
+
+/**
+ * Whether timings tolerate a round trip: a leader must hear a quorum answer
+ * a heartbeat within leader_timeout of sending it, and heartbeats go out
+ * every heartbeat_interval, so round trip + interval + a tick must fit in
+ * leader_timeout (the same makes a campaign's votes arrive in time); and a
+ * grant echoes the runner's clock from one round trip and an interval
+ * before it arrives, and must arrive with lease left until the next one.
+ * null when tolerated, else why not.
+ */
+export function tooSlowFor(p: CoreParams, maxOneWayMs: number): string | null {
+  const rtt = 2 * maxOneWayMs;
+  if (rtt + p.heartbeatIntervalMs + TICK_MS > p.leaderTimeoutMs) {
+    return `round trip ${rtt}ms + heartbeat ${p.heartbeatIntervalMs}ms > leader_timeout ${p.leaderTimeoutMs}ms`;
+  }
+  if (rtt + 2 * p.heartbeatIntervalMs + 2 * TICK_MS > p.masterLeaseMs - p.safetyMarginMs) {
+    return `round trip ${rtt}ms + 2 heartbeats > master_lease ${p.masterLeaseMs}ms - margin`;
+  }
+  return null;
+}
+
+/** A whole run on a network that delivers everything, late; no other fault. */
+function runSlowSeed(seed: number, shape: Shape & { shapeClass: ShapeClass }, opts: SeedOptions, replayArgs: string): SeedResult {
+  const lrng = new Rng(seed * 2750159 + 9);
+  const t = lrng.pick(SLOW_TIMINGS);
+  const [minMs, maxMs] = lrng.pick(SLOW_DELAYS);
+  const p: CoreParams = {
+    ...shape.params,
+    heartbeatIntervalMs: t.heartbeatIntervalMs,
+    leaderTimeoutMs: t.leaderTimeoutMs,
+    masterLeaseMs: t.masterLeaseMs,
+    takeoverSettleMs: 4 * t.leaderTimeoutMs,
+  };
+  const w = new World({ seed, peers: shape.peers, params: p, services: shape.services });
+  const rng = new Rng(seed * 104729 + 3);
+  for (const x of shape.peers) w.setClockRate(x.name, 1 + (rng.next() - 0.5) * CLOCK_DRIFT);
+  for (const a of shape.peers) {
+    for (const b of shape.peers) {
+      if (a === b) continue;
+      const l = w.link(a.name, b.name);
+      l.minDelayMs = minMs;
+      l.maxDelayMs = maxMs;
+    }
+  }
+  const slow = tooSlowFor(p, maxMs);
+  const scriptMs = (shape.services.length * 4 + 4) * 80;
+  const boundMs = livenessBoundMs(p, scriptMs, 2 * maxMs);
+  const flapMs = flapWindowMs(p, 2 * maxMs);
+  // Twice the usual length: the first stretch is the boot, the rest shows churn.
+  const runMs = 2 * (opts.durationMs ?? 30_000);
+  const detail = `one-way delay ${minMs}-${maxMs}ms, timings ${t.name} (heartbeat ${t.heartbeatIntervalMs}, leader_timeout ${t.leaderTimeoutMs}, lease ${t.masterLeaseMs})${slow !== null ? `: too slow for the timings (${slow})` : ''}`;
+  const judge = new LivenessJudge(boundMs, 0, slow === null);
+  w.start();
+  w.runUntilTrue(() => {
+    judge.observe(w.nowMs, masterPromoted(w), () => 'a full mesh of every node is up', () => leaderStatus(w));
+    return false;
+  }, runMs);
+  for (const v of judge.stuck) w.checker.fail(v.atMs, v.kind, `${detail}: ${v.text}`);
+  const flaps = findFlaps(w.events, w.disturbances, flapMs);
+  if (flaps.length > 0 && slow === null) w.checker.fail(flaps[0]!.atMs, 'flap', `${detail}: ${describeFlaps(flaps, flapMs)}`);
+  return {
+    seed,
+    violations: w.checker.violations,
+    trace: w.trace,
+    frozenExemptions: w.checker.frozenExemptions,
+    excused: { ...w.checker.excusedByCause },
+    faults: 0,
+    faultClasses: {},
+    shape: describeShape(shape),
+    shapeClass: shape.shapeClass,
+    fence: p.fenceConfigured,
+    stateLostStuck: false,
+    liveness: {
+      cls: 'slow-network',
+      detail,
+      slowBucket: `${minMs}-${maxMs}ms ${t.name} ${t.heartbeatIntervalMs}/${t.leaderTimeoutMs}/${t.masterLeaseMs}`,
+      tooSlow: slow !== null,
+      stuck: judge.episodes,
+      flaps: flaps.length,
+      elections: w.events.filter((e) => e.ev.kind === 'leader-elected').length,
+      judgedMs: runMs,
+      noMasterMs: judge.noMasterMs,
+      masterImpossible: false,
+      confirmDowns: 0,
+      stateLostStuck: false,
+      stuckCause: null,
+    },
+    flaps: flaps.length,
+    replayArgs,
   };
 }
 
@@ -200,11 +658,11 @@ function describeShape(s: Shape & { shapeClass: ShapeClass }): string {
   return `${s.shapeClass}: ${nodes} | services ${svcs} | quorum ${s.params.quorum}${s.params.fenceConfigured ? ' | fence' : ''}`;
 }
 
-/** The operator after the storm: undo maintenance, manual mode, stops and failures. */
-function operate(w: World, runners: NodeName[], memo: { lastMs: number }): void {
+/** The operator after the storm: undo maintenance, manual mode, stops and failures; boot what is down (but the machines kept dead). */
+function operate(w: World, runners: NodeName[], memo: { lastMs: number }, dead: ReadonlySet<NodeName> = new Set()): void {
   if (w.nowMs - memo.lastMs < 200) return;
   memo.lastMs = w.nowMs;
-  for (const n of w.nodes.keys()) w.restart(n);
+  for (const n of w.nodes.keys()) if (!dead.has(n)) w.restart(n);
   const leaders = w.leaders();
   if (leaders.length !== 1) return;
   const s = w.core(leaders[0]!)!.state;

@@ -17,7 +17,7 @@ import type {
   ScriptEvent,
   ServiceDef,
 } from '../../src/core/types';
-import { Checker } from './checker';
+import { Checker, type Disturbance } from './checker';
 import { Rng } from './rng';
 
 export interface ScriptModel {
@@ -108,6 +108,13 @@ export class World {
   readonly fenceLog: { atMs: number; by: NodeName; target: NodeName }[] = [];
   /** Scenario hook: force a script's outcome (undefined: the random model decides). */
   decide?: (node: NodeName, req: RunRequest) => { exitCode: number | 'hang'; ms?: number } | undefined;
+  /**
+   * Every change from outside the cores (crash, restart, freeze, thaw, reload,
+   * admin command, disabled file, network change), for the flap checker: a
+   * leader or master change needs one of these shortly before it. Drivers
+   * that change links by hand say so with `disturb`.
+   */
+  readonly disturbances: Disturbance[] = [];
   private readonly links = new Map<string, LinkState>();
   private heap: Ev[] = [];
   private seq = 0;
@@ -127,6 +134,13 @@ export class World {
     for (const p of opts.peers) {
       this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [] });
     }
+  }
+
+  /** Record a change from outside the cores (see `disturbances`). */
+  disturb(what: string, masterOnly = false): void {
+    const last = this.disturbances[this.disturbances.length - 1];
+    if (last !== undefined && last.atMs === this.nowMs && last.what === what) return;
+    this.disturbances.push(masterOnly ? { atMs: this.nowMs, what, masterOnly } : { atMs: this.nowMs, what });
   }
 
   // ---- clock ---------------------------------------------------------------
@@ -228,6 +242,8 @@ export class World {
     n.deferred = [];
     n.runs.clear();
     this.log(`${name} boots (incarnation ${n.incarnation})`);
+    this.disturb(`${name} boots`);
+    this.checker.booted(name);
     for (const d of this.services) this.checker.setDisabled(name, d.name, this.disabled.get(name)?.has(d.name) ?? false);
     n.core = new KoiNode({
       self: name,
@@ -256,6 +272,7 @@ export class World {
     const n = this.nodes.get(name)!;
     if (n.core === null) return;
     this.log(`${name} crashes`);
+    this.disturb(`${name} crashes`);
     n.core = null;
     n.frozen = false;
     n.deferred = [];
@@ -299,6 +316,7 @@ export class World {
   reload(name: NodeName, over: Partial<CoreParams>): void {
     this.nodeParams.set(name, { ...this.nodeParams.get(name), ...over });
     this.log(`${name} reloads ${JSON.stringify(over)}`);
+    this.disturb(`${name} reloads`);
     const n = this.nodes.get(name)!;
     this.input(n, n.incarnation, () => n.core!.updateParams(this.paramsOf(name)));
   }
@@ -323,6 +341,7 @@ export class World {
     const n = this.nodes.get(name)!;
     if (n.core === null || n.frozen) return;
     this.log(`${name} freezes`);
+    this.disturb(`${name} freezes`);
     n.frozen = true;
     n.frozenAtMs = this.nowMs;
     this.checker.frozen(name);
@@ -332,6 +351,7 @@ export class World {
     const n = this.nodes.get(name)!;
     if (!n.frozen) return;
     this.log(`${name} thaws (${n.deferred.length} inputs waiting)`);
+    this.disturb(`${name} thaws`);
     n.frozen = false;
     this.checker.thawed(this.nowMs, name);
     // Like koinode, it sees how late its tick is, and says so when past the limit.
@@ -413,6 +433,12 @@ export class World {
 
   healNetwork(): void {
     for (const l of this.links.values()) Object.assign(l, QUIET);
+    this.disturb('network healed');
+  }
+
+  /** Both directions between `a` and `b` are open (loss and delay aside). */
+  twoWay(a: NodeName, b: NodeName): boolean {
+    return a === b || (!this.link(a, b).cut && !this.link(b, a).cut);
   }
 
   /** The roles of `from` reach `to` (a link came up), unless the link is cut. */
@@ -496,7 +522,11 @@ export class World {
     if (level === 0) return 92;
     if (fail) return 1;
     if (roll < this.scripts.crashP) return 92; // the service died by itself
-    if (roll < 0.05) return 93;
+    if (roll < 0.05) {
+      // "Live but not promotable": a designated master that is not holding yet is revoked for it.
+      this.disturb(`${node} ${service} status: not promotable`, true);
+      return 93;
+    }
     if (roll < 0.1) return level === 2 ? 90 : 91;
     return 0;
   }
@@ -548,6 +578,7 @@ export class World {
     if (disabled) set.add(service);
     else set.delete(service);
     this.log(`${node} ${service} ${disabled ? 'disabled' : 'enabled'}`);
+    this.disturb(`${node} ${service} ${disabled ? 'disabled' : 'enabled'}`);
     const n = this.nodes.get(node)!;
     // The checker learns it when koinode does (a frozen koinode learns it late).
     this.input(n, n.incarnation, () => {
@@ -563,6 +594,7 @@ export class World {
     const up = [...this.nodes.keys()].filter((x) => this.isUp(x));
     const target = via ?? this.rng.pick(up.length > 0 ? up : [...this.nodes.keys()]);
     this.log(`admin ${JSON.stringify(command)} via ${target} (request ${requestId})`);
+    this.disturb(`admin ${command.kind}`);
     this.sendAdmin(requestId, command, target, 2);
     return requestId;
   }
