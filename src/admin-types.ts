@@ -46,6 +46,8 @@ export interface NodeJson {
   services: ServiceJson[];
   /** The safety timings the node said in its hello (null: not heard yet). */
   timings: { masterLeaseMs: number; demoteTimeoutMs: number } | null;
+  /** The leader's last measured heartbeat round trip to this node (null: not the leader's view, or none yet). */
+  rttMs: number | null;
 }
 
 export interface StatusJson {
@@ -60,6 +62,12 @@ export interface StatusJson {
     quorum: { required: number; electors: number; reachable: number };
     /** Runners that keep the leader from promoting anyone, and what would free each. */
     waitingFor: { node: string; reason: string }[];
+    /**
+     * The leader's view of the network: the round trip within which a quorum
+     * of electors answers, the acknowledgement window it announces, the
+     * round trip the timings tolerate, and a warning when it comes close.
+     */
+    network: { quorumRttMs: number | null; windowMs: number; toleratedRttMs: number; warning: string | null } | null;
   };
   nodes: NodeJson[];
   /** Which node answered, and whether it is the leader's complete view. */

@@ -88,6 +88,7 @@ export async function status(ctx: Ctx, node: string | undefined): Promise<void> 
   if (c.manualMaster) notes.push(paint(o, 'yellow', 'manual mode: no master until koi elect or koi promote'));
   if (c.target !== null) notes.push(`switching master to ${c.target}`);
   for (const w of c.waitingFor ?? []) notes.push(paint(o, 'yellow', `waiting: ${w.reason}`));
+  if (c.network?.warning) notes.push(paint(o, 'yellow', `slow network: ${c.network.warning}`));
   const timings = new Set(st.nodes.filter((n) => n.timings).map((n) => `${n.timings!.masterLeaseMs}/${n.timings!.demoteTimeoutMs}`));
   if (timings.size > 1) {
     const each = st.nodes.filter((n) => n.timings).map((n) => `${n.name} ${n.timings!.masterLeaseMs}/${n.timings!.demoteTimeoutMs}ms`);

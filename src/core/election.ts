@@ -61,6 +61,8 @@ export interface GrantedVote {
   /** Leader clock when the vote arrived. */
   recvMs: number;
   lastAckAgoMs: number;
+  /** See the vote message; absent from older peers. */
+  grantsEndInMs?: number;
   state: ClusterState | null;
   /** The voter's clock reading and incarnation, to echo as a lease grant. */
   nowMs: number;
@@ -69,15 +71,21 @@ export interface GrantedVote {
 
 /**
  * No lease granted by any earlier leader can have been granted after this
- * instant (leader clock). A leader renews only while a quorum acknowledged
- * heartbeats it sent within `quorumWindowMs`; every voter stopped
+ * instant (leader clock). A leader grants only while a quorum acknowledged
+ * heartbeats within the window each heartbeat announced; every voter stopped
  * acknowledging older leaders when it voted, and one of them is in that
- * quorum. So every old grant is younger than some voter's last
- * acknowledgement plus the window; the maximum over voters bounds them all.
+ * quorum. So every old grant is older than some voter's last acknowledgement
+ * plus its window (what the voter reports as `grantsEndInMs`, counted from
+ * when its vote arrived: the delivery delay only adds margin); the maximum
+ * over voters bounds them all. A voter of an older version reports only its
+ * last acknowledgement: `defaultWindowMs` stands for the window.
  */
-export function oldGrantsBoundMs(votes: GrantedVote[], quorumWindowMs: number): number {
+export function oldGrantsBoundMs(votes: GrantedVote[], defaultWindowMs: number): number {
   let bound = -Infinity;
-  for (const v of votes) bound = Math.max(bound, v.recvMs - v.lastAckAgoMs + quorumWindowMs);
+  for (const v of votes) {
+    const end = v.grantsEndInMs !== undefined ? v.recvMs + v.grantsEndInMs : v.recvMs - v.lastAckAgoMs + defaultWindowMs;
+    bound = Math.max(bound, end);
+  }
   return bound;
 }
 

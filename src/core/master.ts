@@ -13,6 +13,8 @@ export interface NodeView {
   lastAckSeq: number;
   /** Largest send time (leader clock) of a heartbeat this node acknowledged. */
   lastAckedSentMs: number;
+  /** Until when its acknowledgements count towards a quorum: send time plus that heartbeat's window. */
+  ackValidUntilMs: number;
   /** The node's clock in its last reply: echoed back as a lease grant. */
   echoNowMs: number | null;
   /** Leader clock when that reply arrived: the node read its clock no later than this. */
@@ -53,6 +55,7 @@ export function newView(name: NodeName): NodeView {
     lastReplyMs: null,
     lastAckSeq: -1,
     lastAckedSentMs: -Infinity,
+    ackValidUntilMs: -Infinity,
     echoNowMs: null,
     echoRecvMs: -Infinity,
     incarnation: null,

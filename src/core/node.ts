@@ -62,6 +62,8 @@ interface Campaign {
   answered: Set<NodeName>;
   /** Takeover pre-vote: the nodes the leader reaches; we must reach them all. */
   mustReach: NodeName[];
+  /** The acknowledgement window this campaign's vote requests announce. */
+  windowMs: number;
 }
 
 interface PendingReply {
@@ -92,6 +94,8 @@ interface Leadership {
    * out before.
    */
   designationPending: { versionEpoch: number; versionSeq: number } | null;
+  /** The slow-network warning is on (logged once per episode). */
+  networkWarned: boolean;
 }
 
 export interface NodeStats {
@@ -109,7 +113,11 @@ export class KoiNode {
   readonly self: PeerInfo;
   readonly peers: Map<NodeName, PeerInfo>;
   readonly params: CoreParams;
-  readonly quorumWindowMs: number;
+  /**
+   * Until when (own clock) a leader whose heartbeat or vote request we
+   * acknowledged may count us towards a quorum: see oldGrantsBoundMs.
+   */
+  private grantsEndMs: number;
   readonly incarnation: number;
   readonly stats: NodeStats = { staleDropped: 0, unknownDropped: 0, duplicateDropped: 0 };
 
@@ -161,11 +169,12 @@ export class KoiNode {
     this.heard.add(setup.self);
     this.incarnation = setup.incarnation;
     const p = setup.params;
-    this.quorumWindowMs = Math.min(p.leaderTimeoutMs, Math.max(2 * p.heartbeatIntervalMs, p.leaderTimeoutMs / 2));
+    void p;
     this.nowMs = setup.nowMs;
     this.lastLeaderMs = setup.nowMs;
     this.followingSinceMs = setup.nowMs;
     this.lastAckMs = setup.nowMs;
+    this.grantsEndMs = setup.nowMs + this.baseWindowMs();
     this.epoch = setup.persisted?.epoch ?? 0;
     this.votedFor = setup.persisted?.votedFor ?? null;
     this.state = setup.persisted ? cloneState(setup.persisted.state) : initialClusterState();
@@ -431,6 +440,7 @@ export class KoiNode {
     this.heartbeatSeqSeen = msg.seq;
     this.lastLeaderMs = this.nowMs;
     this.leaderReach = msg.reach ?? null;
+    this.acknowledged(msg.windowMs ?? this.baseWindowMs());
     this.lastAckMs = this.nowMs;
     if (msg.state !== null && compareVersion(msg.state, this.state) > 0) {
       this.state = cloneState(msg.state);
@@ -445,10 +455,10 @@ export class KoiNode {
       committed,
     );
     this.runnerTick();
-    this.send(from, this.ackMessage(msg.seq, msg.sentMs, true));
+    this.send(from, this.ackMessage(msg.seq, msg.sentMs, true, msg.windowMs ?? this.baseWindowMs()));
   }
 
-  private ackMessage(seq: number, echoSentMs: number, withReport: boolean): Message {
+  private ackMessage(seq: number, echoSentMs: number, withReport: boolean, echoWindowMs?: number): Message {
     const report = withReport && this.runner ? this.runner.report(this.nowMs) : null;
     if (report) this.lastReportKey = reportKey(report);
     if (report !== null && !report.holding) this.runner!.reportedFree(seq);
@@ -457,6 +467,7 @@ export class KoiNode {
       epoch: this.epoch,
       seq,
       echoSentMs,
+      ...(echoWindowMs !== undefined ? { echoWindowMs } : {}),
       nowMs: this.nowMs,
       incarnation: this.incarnation,
       stateVersionEpoch: this.state.versionEpoch,
@@ -543,25 +554,49 @@ export class KoiNode {
     return [...this.peers.values()].filter((p) => p.elector);
   }
 
-  private startCampaign(preVote: boolean, takeover: boolean): void {
+  /**
+   * The window a campaign announces: the base one, or wider when the
+   * pre-vote showed a slow round trip to a quorum (else a leader elected
+   * over a slow network would lose its quorum before its first heartbeat
+   * is acknowledged).
+   */
+  private campaignWindowMs(preVotes: Campaign | null): number {
+    const base = this.baseWindowMs();
+    if (preVotes === null) return base;
+    const rtts = [...preVotes.votes.values()].map((v) => (v.from === this.name ? 0 : v.recvMs - preVotes.startedMs)).sort((a, b) => a - b);
+    const rtt = rtts[this.params.quorum - 1];
+    if (rtt === undefined) return base;
+    return Math.min(this.params.leaderTimeoutMs, Math.max(base, Math.ceil(rtt * 1.25) + this.params.heartbeatIntervalMs));
+  }
+
+  private startCampaign(preVote: boolean, takeover: boolean, preVotes: Campaign | null = null): void {
     const now = this.nowMs;
     const epoch = this.epoch + 1;
-    const selfVote: GrantedVote = { from: this.name, recvMs: now, lastAckAgoMs: now - this.lastAckMs, state: this.state, nowMs: now, incarnation: this.incarnation };
+    const selfVote: GrantedVote = {
+      from: this.name,
+      recvMs: now,
+      lastAckAgoMs: now - this.lastAckMs,
+      grantsEndInMs: this.grantsEndMs - now,
+      state: this.state,
+      nowMs: now,
+      incarnation: this.incarnation,
+    };
     if (!preVote) {
       this.epoch = epoch;
       this.votedFor = this.name;
       this.role = 'candidate';
       this.setLeader(null);
-      this.lastAckMs = now;
+      this.acknowledged(this.campaignWindowMs(preVotes));
       this.persistDirty = true;
     }
     // A takeover must not cost what works: the taker has to reach every node
     // the leader reaches (the master among them), so it asks them all.
     const mustReach = takeover && preVote ? (this.leaderReach ?? []).filter((n) => this.peers.has(n)) : [];
-    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]), answered: new Set([this.name]), mustReach };
+    const windowMs = this.campaignWindowMs(preVotes);
+    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]), answered: new Set([this.name]), mustReach, windowMs };
     this.out.events.push({ kind: 'campaign', epoch, takeover });
     for (const p of this.peers.values()) {
-      if (p.name !== this.name && (p.elector || mustReach.includes(p.name))) this.send(p.name, { kind: 'vote-req', epoch, takeover, preVote });
+      if (p.name !== this.name && (p.elector || mustReach.includes(p.name))) this.send(p.name, { kind: 'vote-req', epoch, takeover, preVote, windowMs });
     }
     this.checkVotes();
   }
@@ -574,6 +609,7 @@ export class KoiNode {
       granted,
       outranked,
       lastAckAgoMs: this.nowMs - this.lastAckMs,
+      grantsEndInMs: this.grantsEndMs - this.nowMs,
       state: granted && !preVote ? cloneState(this.state) : null,
       nowMs: this.nowMs,
       incarnation: this.incarnation,
@@ -642,8 +678,9 @@ export class KoiNode {
     this.role = 'follower';
     this.campaign = null;
     this.setLeader(null);
-    // Voting counts as acknowledging: later leaders must wait out our grantee too.
-    this.lastAckMs = this.nowMs;
+    // Voting counts as acknowledging: later leaders must wait out our grantee
+    // too, for as long as it counts our vote towards its quorum.
+    this.acknowledged(msg.windowMs ?? this.baseWindowMs());
     // And it restarts our election timer, as in Raft: the grantee gets a
     // leader_timeout to win and send its first heartbeat.
     this.lastLeaderMs = this.nowMs;
@@ -656,7 +693,15 @@ export class KoiNode {
     if (c === null || msg.epoch !== c.epoch || msg.preVote !== c.preVote) return;
     c.answered.add(from);
     if (!c.votes.has(from)) {
-      c.votes.set(from, { from, recvMs: this.nowMs, lastAckAgoMs: msg.lastAckAgoMs, state: msg.state, nowMs: msg.nowMs, incarnation: msg.incarnation });
+      c.votes.set(from, {
+        from,
+        recvMs: this.nowMs,
+        lastAckAgoMs: msg.lastAckAgoMs,
+        ...(msg.grantsEndInMs !== undefined ? { grantsEndInMs: msg.grantsEndInMs } : {}),
+        state: msg.state,
+        nowMs: msg.nowMs,
+        incarnation: msg.incarnation,
+      });
     }
     this.checkVotes();
   }
@@ -680,7 +725,7 @@ export class KoiNode {
       // A takeover waits for every node the leader reaches (or fails at the campaign timeout).
       if (c.takeover && c.mustReach.some((n) => !c.answered.has(n))) return;
       this.campaign = null;
-      this.startCampaign(false, c.takeover);
+      this.startCampaign(false, c.takeover, c);
       return;
     }
     this.becomeLeader(c);
@@ -704,6 +749,12 @@ export class KoiNode {
     for (const v of votes) {
       const view = views.get(v.from)!;
       view.lastAckedSentMs = c.startedMs;
+      view.ackValidUntilMs = c.startedMs + c.windowMs;
+      if (v.from !== this.name) {
+        // A vote is a reply: it measures the round trip and shows the voter reachable.
+        view.rttMs = v.recvMs - c.startedMs;
+        view.lastReplyMs = v.recvMs;
+      }
       view.echoNowMs = v.nowMs;
       view.echoRecvMs = v.recvMs;
       view.incarnation = v.incarnation;
@@ -714,7 +765,7 @@ export class KoiNode {
       lastHeartbeatMs: -Infinity,
       heartbeatDue: true,
       views,
-      oldGrantsBoundMs: oldGrantsBoundMs(votes, this.quorumWindowMs),
+      oldGrantsBoundMs: oldGrantsBoundMs(votes, this.baseWindowMs()),
       lastQuorumMs: now,
       pending: [],
       fences: new Map(),
@@ -723,6 +774,7 @@ export class KoiNode {
       // leadership's state naming it: the designation may have reached only
       // a minority before (our own votes can come from such a minority).
       designationPending: inheritedDesignationPending(this.state),
+      networkWarned: false,
     };
     this.out.events.push({ kind: 'leader-elected', epoch: this.epoch, leader: this.name });
     this.leaderTick();
@@ -777,18 +829,87 @@ export class KoiNode {
 
   private hasQuorum(): boolean {
     const lead = this.lead!;
-    const since = this.nowMs - this.quorumWindowMs;
     let n = 0;
     for (const p of this.peers.values()) {
       if (!p.elector) continue;
-      if (p.name === this.name || lead.views.get(p.name)!.lastAckedSentMs >= since) n++;
+      if (p.name === this.name || lead.views.get(p.name)!.ackValidUntilMs >= this.nowMs) n++;
     }
     return n >= this.params.quorum;
+  }
+
+  /**
+   * The window an acknowledgement counts for when nothing is measured yet:
+   * half of leader_timeout (at least two heartbeats). Grants made within it
+   * end within it, so a new leader's wait after a crash stays short.
+   */
+  baseWindowMs(): number {
+    const p = this.params;
+    return Math.min(p.leaderTimeoutMs, Math.max(2 * p.heartbeatIntervalMs, p.leaderTimeoutMs / 2));
+  }
+
+  /**
+   * The window this leader announces: wide enough that an acknowledgement
+   * arrives before the previous one lapses, given the round trip measured to
+   * the quorum's slowest needed elector, and never beyond leader_timeout.
+   * A slow network thus lengthens the wait after a leader's crash (by the
+   * extra window) instead of making the leader lose its quorum.
+   */
+  windowMs(): number {
+    const need = this.quorumRttMs();
+    const base = this.baseWindowMs();
+    if (need === null) return base;
+    return Math.min(this.params.leaderTimeoutMs, Math.max(base, Math.ceil(need * 1.25) + this.params.heartbeatIntervalMs));
+  }
+
+  /**
+   * The longest round trip to a quorum that the timings tolerate: the window
+   * it needs (see windowMs) must fit in leader_timeout.
+   */
+  toleratedRttMs(): number {
+    return Math.max(0, Math.floor((this.params.leaderTimeoutMs - this.params.heartbeatIntervalMs) / 1.25));
+  }
+
+  /** A warning while the round trip to a quorum nears what the timings tolerate, else null. */
+  networkWarning(): string | null {
+    const rtt = this.quorumRttMs();
+    const tol = this.toleratedRttMs();
+    if (rtt === null || rtt <= RTT_WARN_SHARE * tol) return null;
+    const p = this.params;
+    return `round trip to a quorum of electors is ${Math.round(rtt)}ms; heartbeat_interval ${p.heartbeatIntervalMs}ms and leader_timeout ${p.leaderTimeoutMs}ms tolerate about ${tol}ms — fix the network or raise leader_timeout (and master_lease) on every node`;
+  }
+
+  /** The round trip within which a quorum of electors answers (self: 0), or null. */
+  quorumRttMs(): number | null {
+    const lead = this.lead;
+    if (lead === null) return null;
+    const ctx = this.masterContext();
+    const rtts: number[] = [];
+    for (const p of this.peers.values()) {
+      if (!p.elector) continue;
+      if (p.name === this.name) rtts.push(0);
+      else {
+        const v = lead.views.get(p.name)!;
+        if (v.rttMs !== null && reachable(ctx, p.name)) rtts.push(v.rttMs);
+      }
+    }
+    rtts.sort((a, b) => a - b);
+    return rtts[this.params.quorum - 1] ?? null;
+  }
+
+  /** We acknowledged a leader (or candidate) that counts us for `windowMs`. */
+  private acknowledged(windowMs: number): void {
+    this.lastAckMs = this.nowMs;
+    this.grantsEndMs = Math.max(this.grantsEndMs, this.nowMs + windowMs);
   }
 
   private leaderTick(): void {
     const lead = this.lead!;
     const now = this.nowMs;
+    const warning = this.networkWarning();
+    if ((warning !== null) !== lead.networkWarned) {
+      lead.networkWarned = warning !== null;
+      this.out.events.push({ kind: 'warning', text: warning ?? `round trip to a quorum of electors is back within what the timings tolerate (${this.toleratedRttMs()}ms)` });
+    }
     if (this.hasQuorum()) lead.lastQuorumMs = now;
     else if (now - lead.lastQuorumMs > this.params.leaderTimeoutMs) {
       this.stepDown(`lost quorum of ${this.params.quorum} electors`);
@@ -819,10 +940,12 @@ export class KoiNode {
     const commit = this.commitVersion();
     const ctx = this.masterContext();
     const reach = [...this.peers.keys()].filter((n) => reachable(ctx, n));
+    const windowMs = this.windowMs();
     lead.seq += 1;
     lead.lastHeartbeatMs = now;
     lead.heartbeatDue = false;
     this.lastAckMs = now;
+    this.acknowledged(windowMs);
     for (const p of this.peers.values()) {
       const v = lead.views.get(p.name)!;
       let grant = null;
@@ -845,6 +968,7 @@ export class KoiNode {
         stateVersionSeq: this.state.versionSeq,
         commitVersionEpoch: commit.versionEpoch,
         commitVersionSeq: commit.versionSeq,
+        windowMs,
         reach,
       });
     }
@@ -873,6 +997,10 @@ export class KoiNode {
     }
     v.lastAckSeq = msg.seq;
     v.lastAckedSentMs = Math.max(v.lastAckedSentMs, msg.echoSentMs);
+    // Never longer than the window the acknowledging node saw (it reports
+    // its acknowledgements with that window when it votes).
+    const windowMs = Math.min(msg.echoWindowMs ?? this.baseWindowMs(), this.params.leaderTimeoutMs);
+    v.ackValidUntilMs = Math.max(v.ackValidUntilMs, msg.echoSentMs + windowMs);
     if (Number.isFinite(msg.echoSentMs)) v.rttMs = this.nowMs - msg.echoSentMs;
     v.lastReplyMs = this.nowMs;
     // Alive again: a later disappearance gets its fence at once.
@@ -902,7 +1030,9 @@ export class KoiNode {
     // A master not yet renewed in this leadership gets its grant at the next
     // tick rather than a heartbeat period later, and so does a designation
     // this ack committed.
-    if (from === this.state.master && v.lastGrantSeq < 0) lead.heartbeatDue = true;
+    // (Only when a grant can go out: otherwise every ack, the leader's own
+    // included, would trigger a heartbeat at every tick.)
+    if (from === this.state.master && v.lastGrantSeq < 0 && this.hasQuorum() && this.mayGrant()) lead.heartbeatDue = true;
     let grantNow = false;
     if (this.designationCommitted()) {
       lead.designationPending = null;
@@ -1108,6 +1238,9 @@ export class KoiNode {
     this.runner?.tick(this.nowMs, this.runnerOut());
   }
 }
+
+/** Warn once the round trip to a quorum passes this share of what the timings tolerate. */
+const RTT_WARN_SHARE = 0.8;
 
 /** Doublings of takeover_settle after failed takeovers (16 × at most). */
 const MAX_TAKEOVER_BACKOFF_DOUBLINGS = 4;

@@ -193,6 +193,8 @@ export type Message =
       epoch: number;
       takeover: boolean;
       preVote: boolean;
+      /** The candidate counts a vote as an acknowledgement valid this long (absent: older peer). */
+      windowMs?: number;
     }
   | {
       kind: 'vote';
@@ -203,6 +205,13 @@ export type Message =
       outranked: boolean;
       /** How long ago the voter last acknowledged any leader (or booted). */
       lastAckAgoMs: number;
+      /**
+       * Until when (from now, may be negative) a leader whose heartbeats this
+       * voter acknowledged may still count it towards a quorum, and so grant
+       * leases: its last acknowledgement plus the window that heartbeat
+       * announced. Absent from older peers.
+       */
+      grantsEndInMs?: number;
       state: ClusterState | null;
       /** The voter's clock and incarnation: lets a new leader renew its lease in its first heartbeat. */
       nowMs: number;
@@ -224,6 +233,12 @@ export type Message =
       commitVersionEpoch: number;
       commitVersionSeq: number;
       /**
+       * How long after sending this heartbeat the leader may count an
+       * acknowledgement of it towards a quorum (it grows with the measured
+       * round trip). Absent from older leaders.
+       */
+      windowMs?: number;
+      /**
        * Nodes the leader heard from within leader_timeout (itself included):
        * a higher-ranked elector takes over only when it reaches all of them.
        * Absent from older leaders.
@@ -235,6 +250,8 @@ export type Message =
       epoch: number;
       seq: number;
       echoSentMs: number;
+      /** The window of the heartbeat acknowledged (absent: an older peer, or a report without one). */
+      echoWindowMs?: number;
       nowMs: number;
       incarnation: number;
       stateVersionEpoch: number;

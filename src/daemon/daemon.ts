@@ -607,6 +607,10 @@ export class Daemon {
     this.counters.handlerRuns = { ...this.handlers.counts };
     this.counters.rttSeconds = new Map();
     for (const [name, v] of this.core.leaderViews() ?? []) if (v.rttMs !== null && name !== this.config.node.name) this.counters.rttSeconds.set(name, v.rttMs / 1000);
+    const q = this.core.quorumRttMs();
+    this.counters.network = this.core.isLeader()
+      ? { quorumRttSeconds: q === null ? null : q / 1000, toleratedRttSeconds: this.core.toleratedRttMs() / 1000, windowSeconds: this.core.windowMs() / 1000 }
+      : null;
     return this.counters;
   }
 

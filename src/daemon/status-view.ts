@@ -69,6 +69,7 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
         : peer.masterLeaseMs !== undefined && peer.demoteTimeoutMs !== undefined
           ? { masterLeaseMs: peer.masterLeaseMs, demoteTimeoutMs: peer.demoteTimeoutMs }
           : null,
+      rttMs: self || v?.rttMs == null ? null : Math.round(v.rttMs),
     });
   }
   return {
@@ -83,9 +84,16 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
       quorum: { required: core.params.quorum, electors, reachable: reachableElectors },
       // Only while the leader has a candidate it cannot promote yet.
       waitingFor: core.isLeader() && s.master === null ? core.blockers().map((b) => ({ ...b })) : [],
+      network: core.isLeader()
+        ? { quorumRttMs: roundOrNull(core.quorumRttMs()), windowMs: core.windowMs(), toleratedRttMs: core.toleratedRttMs(), warning: core.networkWarning() }
+        : null,
     },
     nodes,
     answeredBy: core.name,
     partial: views === null,
   };
+}
+
+function roundOrNull(x: number | null): number | null {
+  return x === null ? null : Math.round(x);
 }

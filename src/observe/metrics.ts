@@ -22,6 +22,8 @@ export interface MetricCounters {
   scriptFailures: Map<string, number>;
   /** Leader: last heartbeat round trip per node, in seconds. */
   rttSeconds: Map<string, number>;
+  /** Leader: round trip to a quorum, what the timings tolerate, the window announced (seconds). */
+  network: { quorumRttSeconds: number | null; toleratedRttSeconds: number; windowSeconds: number } | null;
   handlerRuns: { ok: number; failed: number };
   fences: { ok: number; failed: number };
 }
@@ -36,6 +38,7 @@ export function newCounters(): MetricCounters {
     scripts: new Map(),
     scriptFailures: new Map(),
     rttSeconds: new Map(),
+    network: null,
     handlerRuns: { ok: 0, failed: 0 },
     fences: { ok: 0, failed: 0 },
   };
@@ -73,6 +76,11 @@ export function renderMetrics(src: MetricsSource): string {
     return [{ service, event }, v];
   }));
   metric('koi_heartbeat_rtt_seconds', 'gauge', 'last heartbeat round trip (leader only)', [...c.rttSeconds].map(([n, v]) => [{ node: n }, v]));
+  if (c.network !== null) {
+    if (c.network.quorumRttSeconds !== null) metric('koi_quorum_rtt_seconds', 'gauge', 'round trip within which a quorum of electors answers (leader only)', [[{}, c.network.quorumRttSeconds]]);
+    metric('koi_tolerated_rtt_seconds', 'gauge', 'longest round trip to a quorum the timings tolerate (leader only)', [[{}, c.network.toleratedRttSeconds]]);
+    metric('koi_ack_window_seconds', 'gauge', 'acknowledgement window the leader announces (leader only)', [[{}, c.network.windowSeconds]]);
+  }
   metric('koi_bytes_sent_total', 'counter', 'bytes sent to peers', [[{}, c.bytesSent]]);
   metric('koi_bytes_received_total', 'counter', 'bytes received from peers', [[{}, c.bytesReceived]]);
   metric('koi_messages_sent_total', 'counter', 'messages sent to peers', [[{}, c.messagesSent]]);

@@ -32,21 +32,25 @@ export function checkMessage(m: unknown): Message {
   switch (o.kind) {
     case 'vote-req':
       need(isBool(o.takeover) && isBool(o.preVote), 'vote-req flags');
+      need(optPositive(o.windowMs), 'vote-req window');
       return o as unknown as Message;
     case 'vote':
       need(isBool(o.preVote) && isBool(o.granted) && isBool(o.outranked) && isNum(o.lastAckAgoMs) && isNum(o.nowMs) && isNum(o.incarnation), 'vote fields');
       need(o.state === null || isObj(o.state), 'vote state');
+      need(o.grantsEndInMs === undefined || isNum(o.grantsEndInMs), 'vote grantsEndInMs');
       return o as unknown as Message;
     case 'heartbeat':
       need(isNum(o.seq) && isNum(o.sentMs) && isStrOrNull(o.master) && isNum(o.masterEpoch), 'heartbeat fields');
       need(o.grant === null || (isObj(o.grant) && isNum(o.grant.echoMs) && isNum(o.grant.incarnation) && optPositive(o.grant.leaseMs) && optPositive(o.grant.demoteMs)), 'heartbeat grant');
       need(o.state === null || isObj(o.state), 'heartbeat state');
       need(isNum(o.stateVersionEpoch) && isNum(o.stateVersionSeq) && isNum(o.commitVersionEpoch) && isNum(o.commitVersionSeq), 'heartbeat versions');
+      need(optPositive(o.windowMs), 'heartbeat window');
       need(o.reach === undefined || (Array.isArray(o.reach) && o.reach.every((n) => typeof n === 'string')), 'heartbeat reach');
       return o as unknown as Message;
     case 'ack':
       need(isNum(o.seq) && (o.echoSentMs === null || isNum(o.echoSentMs)) && isNum(o.nowMs) && isNum(o.incarnation), 'ack fields');
       need(isNum(o.stateVersionEpoch) && isNum(o.stateVersionSeq), 'ack versions');
+      need(optPositive(o.echoWindowMs), 'ack window');
       need(o.report === null || (isObj(o.report) && Array.isArray(o.report.services) && Array.isArray(o.report.pendingFailures)), 'ack report');
       return { ...(o as unknown as Message), echoSentMs: num(o.echoSentMs) } as Message;
     default:

@@ -238,3 +238,55 @@ test('finding 3: a heal with two higher-ranked electors goes straight to the hig
   }
   assert.equal(extra, 0, `${extra} of 20 heals went through an extra leader`);
 });
+
+/**
+ * Finding 4: every message delivered, one-way delay 240–300 ms, the default
+ * timings (heartbeat 200 ms, leader_timeout 1 s, lease 1.5 s). The fixed
+ * 500 ms acknowledgement window used to lose the leader's quorum every few
+ * seconds: 15 elections a minute and 40 s of 60 without a master.
+ */
+function slowNetwork(minMs: number, maxMs: number, seed = 1): { w: World; t0: number; masterlessMs: number } {
+  const w = cluster({ nodes: names(3), seed, params: { heartbeatIntervalMs: 200, leaderTimeoutMs: 1000, masterLeaseMs: 1500, takeoverSettleMs: 4000 } });
+  for (const a of ['n1', 'n2', 'n3']) for (const b of ['n1', 'n2', 'n3']) if (a !== b) Object.assign(w.link(a, b), { minDelayMs: minMs, maxDelayMs: maxMs, lossP: 0, dupP: 0 });
+  w.runFor(10_000);
+  const t0 = w.nowMs;
+  let masterlessMs = 0;
+  for (let i = 0; i < 600; i++) {
+    w.runFor(100);
+    const m = masterOf(w);
+    const holders = w.checker.holders();
+    if (m === null || holders.length !== 1 || holders[0] !== m) masterlessMs += 100;
+  }
+  return { w, t0, masterlessMs };
+}
+
+test('finding 4: a slow network within what the timings tolerate keeps its leader and master', () => {
+  for (const seed of [1, 2, 3]) {
+    const { w, t0, masterlessMs } = slowNetwork(240, 300, seed);
+    assert.equal(elections(w, t0), 0, `seed ${seed}: no election in the minute`);
+    assert.equal(masterlessMs, 0, `seed ${seed}: master all the time`);
+    const warned = eventsOf(w, 'warning').some((e) => /round trip to a quorum of electors is \d+ms/.test(e.ev.text));
+    assert.ok(warned, 'the leader warns that the round trip nears what the timings tolerate');
+    assertNoViolations(w);
+  }
+});
+
+test('finding 4, rule removed: a fixed acknowledgement window churns leaders on the same network', (t) => {
+  const proto = KoiNode.prototype as unknown as { windowMs: () => number; baseWindowMs: () => number };
+  t.mock.method(proto, 'windowMs', function (this: { baseWindowMs: () => number }) {
+    return this.baseWindowMs();
+  });
+  const { w, t0, masterlessMs } = slowNetwork(240, 300);
+  assert.ok(elections(w, t0) >= 3, `${elections(w, t0)} elections`);
+  assert.ok(masterlessMs > 10_000, `${masterlessMs}ms without a master`);
+});
+
+test('finding 4: at the edge of what the timings tolerate, the leader says so (and still holds on)', () => {
+  const { w, t0, masterlessMs } = slowNetwork(380, 420);
+  const leader = leaderOf(w) ?? 'n1';
+  const warning = w.core(leader)!.networkWarning();
+  assert.match(warning ?? '', /round trip to a quorum of electors is \d+ms; .* tolerate about 640ms/);
+  assert.equal(elections(w, t0), 0);
+  assert.equal(masterlessMs, 0);
+  assertNoViolations(w);
+});
