@@ -23,6 +23,8 @@ export interface VoterView {
   liveLeader: PeerInfo | null;
   /** This voter may run itself (elector, not backing off after a failed campaign). */
   canRun: boolean;
+  /** The state this voter holds names no master. */
+  masterless: boolean;
 }
 
 export type VoteDecision =
@@ -33,19 +35,22 @@ export type VoteDecision =
  * Decide a vote request. Stale epochs were already answered by the caller.
  * A voter with a live leader refuses (so an isolated node cannot disrupt a
  * working cluster), except for a settled takeover by an elector that outranks
- * that leader. Without a leader, a voter that outranks the candidate refuses
+ * that leader, or a rescue of a leader left without a master. Without a leader, a voter that outranks the candidate refuses
  * and runs itself: that is the Bully rule.
  */
 export function decideVote(
   v: VoterView,
   candidate: PeerInfo,
-  req: { epoch: number; preVote: boolean; takeover: boolean },
+  req: { epoch: number; preVote: boolean; takeover: boolean; rescue?: boolean },
 ): VoteDecision {
   if (!req.preVote && req.epoch === v.epoch && v.votedFor !== null && v.votedFor !== candidate.name) {
     return { grant: false, outranked: false, reason: `already voted for ${v.votedFor} in epoch ${v.epoch}` };
   }
   if (v.liveLeader !== null && v.liveLeader.name !== candidate.name) {
-    if (!(req.takeover && outranks(candidate, v.liveLeader))) {
+    // A rescue replaces a leader that has no master and cannot reach what the
+    // candidate reaches (the candidate checked that before asking).
+    const rescue = req.takeover && req.rescue === true && v.masterless;
+    if (!(req.takeover && outranks(candidate, v.liveLeader)) && !rescue) {
       return { grant: false, outranked: false, reason: `following live leader ${v.liveLeader.name}` };
     }
     return { grant: true };

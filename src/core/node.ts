@@ -64,6 +64,13 @@ interface Campaign {
   mustReach: NodeName[];
   /** The acknowledgement window this campaign's vote requests announce. */
   windowMs: number;
+  /**
+   * A rescue: the leader has had no master for a while and does not reach
+   * some runners; this campaign must reach all it reaches and one of those
+   * (`mustReachOneOf`), whatever the ranks.
+   */
+  rescue: boolean;
+  mustReachOneOf: NodeName[];
 }
 
 interface PendingReply {
@@ -138,6 +145,8 @@ export class KoiNode {
   private takeoverFailures = 0;
   /** What the leader we follow says it reaches (its last heartbeat); null: unknown. */
   private leaderReach: NodeName[] | null = null;
+  /** Since when the leader we follow has had no master (null: it has one, or no leader). */
+  private masterlessSinceMs: number | null = null;
   private failedCampaignUntilMs = -Infinity;
   private campaign: Campaign | null = null;
   private heartbeatSeqSeen = -1;
@@ -411,6 +420,7 @@ export class KoiNode {
     this.heartbeatSeqSeen = -1;
     this.followingSinceMs = this.nowMs;
     this.leaderReach = null;
+    this.masterlessSinceMs = null;
     this.takeoverFailures = 0;
     if (leader === null) this.runner?.leaderLost();
   }
@@ -439,7 +449,15 @@ export class KoiNode {
     }
     this.heartbeatSeqSeen = msg.seq;
     this.lastLeaderMs = this.nowMs;
-    this.leaderReach = msg.reach ?? null;
+    const reach = msg.reach ?? null;
+    if (reach !== null && this.leaderReach !== null && !sameMembers(reach, this.leaderReach)) {
+      // What the leader reaches changed: an earlier failed takeover or rescue says nothing now.
+      this.takeoverFailures = 0;
+      this.backoffUntilMs = Math.min(this.backoffUntilMs, this.nowMs);
+    }
+    this.leaderReach = reach;
+    if (msg.master !== null) this.masterlessSinceMs = null;
+    else if (this.masterlessSinceMs === null) this.masterlessSinceMs = this.nowMs;
     this.acknowledged(msg.windowMs ?? this.baseWindowMs());
     this.lastAckMs = this.nowMs;
     if (msg.state !== null && compareVersion(msg.state, this.state) > 0) {
@@ -516,7 +534,8 @@ export class KoiNode {
         this.takeoverFailures += 1;
         this.backoffUntilMs = now + p.takeoverSettleMs * 2 ** Math.min(this.takeoverFailures - 1, MAX_TAKEOVER_BACKOFF_DOUBLINGS);
         this.followingSinceMs = now;
-        this.out.events.push({ kind: 'warning', text: `takeover of ${this.leader ?? 'the leader'} failed: ${takeoverShortfall(c)}; next try in ${((this.backoffUntilMs - now) / 1000).toFixed(1)}s at the earliest` });
+        const what = c.rescue ? 'rescue (leader without a master)' : 'takeover';
+        this.out.events.push({ kind: 'warning', text: `${what} of ${this.leader ?? 'the leader'} failed: ${takeoverShortfall(c)}; next try in ${((this.backoffUntilMs - now) / 1000).toFixed(1)}s at the earliest` });
       } else {
         this.backoffUntilMs = now + pauseMs;
       }
@@ -533,7 +552,23 @@ export class KoiNode {
     const settleMs = p.takeoverSettleMs + this.rankIndex() * p.leaderTimeoutMs;
     if (leaderPeer !== undefined && outranks(this.self, leaderPeer) && now - this.followingSinceMs >= settleMs) {
       this.startCampaign(true, true);
+      return;
     }
+    // A leader that has had no master for a settle period and does not reach
+    // some runners (or possible holders) may be blind where another elector
+    // sees: that one takes over if it reaches all the leader reaches and one
+    // of those, whatever the ranks. The higher-ranked tries first.
+    const missing = this.rescueTargets();
+    if (leaderPeer !== undefined && missing.length > 0 && this.masterlessSinceMs !== null && now - Math.max(this.masterlessSinceMs, this.followingSinceMs) >= settleMs) {
+      this.startCampaign(true, true, null, missing);
+    }
+  }
+
+  /** Runners (or peers whose roles we do not know) the leader we follow does not reach. */
+  private rescueTargets(): NodeName[] {
+    if (this.leaderReach === null) return [];
+    const reach = this.leaderReach;
+    return [...this.peers.values()].filter((p) => (p.runner || !this.heard.has(p.name)) && !reach.includes(p.name)).map((p) => p.name);
   }
 
   // ---- election ------------------------------------------------------------
@@ -569,7 +604,11 @@ export class KoiNode {
     return Math.min(this.params.leaderTimeoutMs, Math.max(base, Math.ceil(rtt * 1.25) + this.params.heartbeatIntervalMs));
   }
 
-  private startCampaign(preVote: boolean, takeover: boolean, preVotes: Campaign | null = null): void {
+  /**
+   * `rescueTargets`: a rescue campaign (see followerTick), with the nodes
+   * one of which it must reach.
+   */
+  private startCampaign(preVote: boolean, takeover: boolean, preVotes: Campaign | null = null, rescueTargets: NodeName[] | null = null): void {
     const now = this.nowMs;
     const epoch = this.epoch + 1;
     const selfVote: GrantedVote = {
@@ -592,11 +631,14 @@ export class KoiNode {
     // A takeover must not cost what works: the taker has to reach every node
     // the leader reaches (the master among them), so it asks them all.
     const mustReach = takeover && preVote ? (this.leaderReach ?? []).filter((n) => this.peers.has(n)) : [];
+    const rescue = rescueTargets !== null || (preVotes?.rescue ?? false);
+    const mustReachOneOf = preVote ? (rescueTargets ?? []) : [];
     const windowMs = this.campaignWindowMs(preVotes);
-    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]), answered: new Set([this.name]), mustReach, windowMs };
+    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]), answered: new Set([this.name]), mustReach, windowMs, rescue, mustReachOneOf };
     this.out.events.push({ kind: 'campaign', epoch, takeover });
     for (const p of this.peers.values()) {
-      if (p.name !== this.name && (p.elector || mustReach.includes(p.name))) this.send(p.name, { kind: 'vote-req', epoch, takeover, preVote, windowMs });
+      if (p.name === this.name || !(p.elector || mustReach.includes(p.name) || mustReachOneOf.includes(p.name))) continue;
+      this.send(p.name, { kind: 'vote-req', epoch, takeover, preVote, windowMs, ...(rescue ? { rescue } : {}) });
     }
     this.checkVotes();
   }
@@ -645,6 +687,7 @@ export class KoiNode {
         epoch: this.epoch,
         votedFor: this.votedFor,
         liveLeader: this.liveLeader(),
+        masterless: this.state.master === null,
         // A node rejoining after a lost state cannot win: it must not stop others by outranking them.
         canRun: this.nowMs >= this.failedCampaignUntilMs && this.rejoiningSinceMs === null,
       },
@@ -724,6 +767,7 @@ export class KoiNode {
       if (waiting && this.nowMs - c.startedMs < this.params.heartbeatIntervalMs) return;
       // A takeover waits for every node the leader reaches (or fails at the campaign timeout).
       if (c.takeover && c.mustReach.some((n) => !c.answered.has(n))) return;
+      if (c.rescue && !c.mustReachOneOf.some((n) => c.answered.has(n))) return;
       this.campaign = null;
       this.startCampaign(false, c.takeover, c);
       return;
@@ -1249,7 +1293,12 @@ const MAX_TAKEOVER_BACKOFF_DOUBLINGS = 4;
 function takeoverShortfall(c: Campaign): string {
   const missing = c.mustReach.filter((n) => !c.answered.has(n));
   if (missing.length > 0) return `no answer from ${missing.join(', ')}, which the leader reaches`;
+  if (c.rescue && !c.mustReachOneOf.some((n) => c.answered.has(n))) return `no answer from ${c.mustReachOneOf.join(', ')} either`;
   return `${c.votes.size} vote(s), not a quorum`;
+}
+
+function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
 }
 
 function reportKey(r: RunnerReport): string {

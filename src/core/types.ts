@@ -195,6 +195,8 @@ export type Message =
       preVote: boolean;
       /** The candidate counts a vote as an acknowledgement valid this long (absent: older peer). */
       windowMs?: number;
+      /** A rescue (takeover is set too): the leader has no master and the candidate reaches more. */
+      rescue?: boolean;
     }
   | {
       kind: 'vote';

@@ -33,6 +33,7 @@ export function checkMessage(m: unknown): Message {
     case 'vote-req':
       need(isBool(o.takeover) && isBool(o.preVote), 'vote-req flags');
       need(optPositive(o.windowMs), 'vote-req window');
+      need(o.rescue === undefined || isBool(o.rescue), 'vote-req rescue');
       return o as unknown as Message;
     case 'vote':
       need(isBool(o.preVote) && isBool(o.granted) && isBool(o.outranked) && isNum(o.lastAckAgoMs) && isNum(o.nowMs) && isNum(o.incarnation), 'vote fields');

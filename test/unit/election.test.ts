@@ -12,27 +12,35 @@ const C = p('c', 0);
 const req = { epoch: 5, preVote: false, takeover: false };
 
 test('a voter with a live leader refuses, unless a higher-ranked elector takes over', () => {
-  const v = { self: C, epoch: 4, votedFor: null, liveLeader: B, canRun: true };
+  const v = { self: C, epoch: 4, votedFor: null, liveLeader: B, canRun: true, masterless: false };
   assert.deepEqual(decideVote(v, A, req), { grant: false, outranked: false, reason: 'following live leader b' });
   assert.deepEqual(decideVote(v, A, { ...req, takeover: true }), { grant: true });
   assert.equal(decideVote({ ...v, liveLeader: A }, B, { ...req, takeover: true }).grant, false, 'b does not outrank a');
 });
 
+test('a rescue replaces a live leader only while the voter knows of no master', () => {
+  const v = { self: C, epoch: 4, votedFor: null, liveLeader: A, canRun: true, masterless: true };
+  const rescue = { ...req, takeover: true, rescue: true };
+  assert.deepEqual(decideVote(v, B, rescue), { grant: true }, 'b ranks below the leader a, yet may rescue');
+  assert.equal(decideVote({ ...v, masterless: false }, B, rescue).grant, false, 'a master exists: nothing to rescue');
+  assert.equal(decideVote(v, B, { ...req, takeover: true }).grant, false, 'an ordinary takeover still needs the rank');
+});
+
 test('Bully: a voter that outranks the candidate refuses and says so', () => {
-  const v = { self: A, epoch: 4, votedFor: null, liveLeader: null, canRun: true };
+  const v = { self: A, epoch: 4, votedFor: null, liveLeader: null, canRun: true, masterless: false };
   assert.deepEqual(decideVote(v, B, req), { grant: false, outranked: true, reason: 'a outranks b' });
   assert.deepEqual(decideVote({ ...v, canRun: false }, B, req), { grant: true }, 'after its own failed campaign it lets others win');
 });
 
 test('one vote per epoch', () => {
-  const v = { self: C, epoch: 5, votedFor: 'a', liveLeader: null, canRun: true };
+  const v = { self: C, epoch: 5, votedFor: 'a', liveLeader: null, canRun: true, masterless: false };
   assert.equal(decideVote(v, B, req).grant, false);
   assert.equal(decideVote(v, A, req).grant, true, 'the same candidate may ask again');
   assert.equal(decideVote(v, B, { ...req, preVote: true }).grant, true, 'pre-votes bind nothing');
 });
 
 test('ties in priority go to the alphabetically first name', () => {
-  const v = { self: p('x', 1), epoch: 0, votedFor: null, liveLeader: null, canRun: true };
+  const v = { self: p('x', 1), epoch: 0, votedFor: null, liveLeader: null, canRun: true, masterless: false };
   assert.equal(decideVote(v, p('w', 1), req).grant, true);
   assert.equal(decideVote(v, p('y', 1), req).grant, false);
 });
