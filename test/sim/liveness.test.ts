@@ -290,3 +290,54 @@ test('finding 4: at the edge of what the timings tolerate, the leader says so (a
   assert.equal(masterlessMs, 0);
   assertNoViolations(w);
 });
+
+/**
+ * Finding 1 and the kept-fault sweeps: the leader n1 reaches no runner
+ * (n4, n5 runner-only, cut from n1), while n2 and n3 reach both. n1 used to
+ * keep the lead, masterless, for as long as the cut lasted.
+ */
+function blindLeader(): World {
+  const w = cluster({
+    nodes: [
+      { name: 'n1', priority: 3, runner: false },
+      { name: 'n2', priority: 2, runner: false },
+      { name: 'n3', priority: 1, runner: false },
+      { name: 'n4', priority: 1, elector: false },
+      { name: 'n5', priority: 1, elector: false },
+    ],
+  });
+  assert.ok(w.runUntilTrue(() => settled(w), 5000));
+  partition(w, ['n1'], ['n4', 'n5']);
+  w.runFor(20_000);
+  return w;
+}
+
+test('kept cut: a leader that reaches no runner is rescued by an elector that does', () => {
+  const w = blindLeader();
+  assert.ok(settled(w), `a master; leader ${leaderOf(w)}`);
+  assert.ok(leaderOf(w) === 'n2' || leaderOf(w) === 'n3');
+  assert.ok(eventsOf(w, 'stepped-down').some((e) => e.node === 'n1' && /handing over/.test(e.ev.reason)));
+  assertNoViolations(w);
+});
+
+test('kept cut, rule removed: without rescues the blind leader keeps the cluster masterless', (t) => {
+  const proto = KoiNode.prototype as unknown as { rescueTargets: () => string[] };
+  t.mock.method(proto, 'rescueTargets', () => []);
+  const w = blindLeader();
+  assert.equal(leaderOf(w), 'n1');
+  assert.equal(masterOf(w), null);
+});
+
+test('kept cut after maintenance: a holder the leader cannot reach is reached through a rescue', () => {
+  const w = cluster({ nodes: names(3) });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  promoteWhenReady(w, 'n3');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n3' && settled(w), 3000));
+  assert.equal(adminSync(w, { kind: 'maintenance', on: true }, 'n1'), 'ok');
+  partition(w, ['n1'], ['n3']);
+  assert.equal(adminSync(w, { kind: 'maintenance', on: false }, 'n1'), 'ok');
+  w.runFor(20_000);
+  assert.ok(settled(w), `a master again; leader ${leaderOf(w)}, waiting ${JSON.stringify(w.core(leaderOf(w) ?? 'n1')?.blockers())}`);
+  assert.equal(leaderOf(w), 'n2', 'n2 reaches the holder n3, n1 does not');
+  assertNoViolations(w);
+});
