@@ -7,6 +7,7 @@ import { adminSync, assertNoViolations, cluster, eventsOf, leaderOf, masterOf, n
 import type { World } from './world';
 import * as master from '../../src/core/master';
 import * as state from '../../src/core/state';
+import * as fencing from '../../src/core/fencing';
 import { KoiNode } from '../../src/core/node';
 
 /** Send a command, run until answered; the whole reply. */
@@ -340,4 +341,30 @@ test('kept cut after maintenance: a holder the leader cannot reach is reached th
   assert.ok(settled(w), `a master again; leader ${leaderOf(w)}, waiting ${JSON.stringify(w.core(leaderOf(w) ?? 'n1')?.blockers())}`);
   assert.equal(leaderOf(w), 'n2', 'n2 reaches the holder n3, n1 does not');
   assertNoViolations(w);
+});
+
+/** Finding 2: a failed fence used to run again at once, 8 times in 1.5 s of an ordinary failover. */
+function failingFenceFailover(): World {
+  const w = cluster({ nodes: names(3), params: { fenceConfigured: true } });
+  w.decideFence = () => ({ ok: false, ms: 20 });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  promoteWhenReady(w, 'n2');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n2' && settled(w), 3000));
+  w.crash('n2');
+  w.runFor(3000);
+  return w;
+}
+
+test('finding 2: a failed fence waits a growing pause before the next attempt', () => {
+  const w = failingFenceFailover();
+  const attempts = w.fenceLog.filter((f) => f.target === 'n2');
+  assert.ok(attempts.length >= 1 && attempts.length <= 2, `${attempts.length} attempts in 3 s`);
+  assert.ok(settled(w) && masterOf(w) !== 'n2', 'the failover still happened (timing, after the failed attempt)');
+  assertNoViolations(w);
+});
+
+test('finding 2, rule removed: without the pause the fence runs back to back', (t) => {
+  t.mock.method(fencing, 'fenceRetryMs', () => 0);
+  const w = failingFenceFailover();
+  assert.ok(w.fenceLog.filter((f) => f.target === 'n2').length >= 5);
 });
