@@ -183,7 +183,8 @@ export class KoiNode {
     this.lastLeaderMs = setup.nowMs;
     this.followingSinceMs = setup.nowMs;
     this.lastAckMs = setup.nowMs;
-    this.grantsEndMs = setup.nowMs + this.baseWindowMs();
+    // A restart forgets which windows it acknowledged: assume the widest.
+    this.grantsEndMs = setup.nowMs + setup.params.leaderTimeoutMs;
     this.epoch = setup.persisted?.epoch ?? 0;
     this.votedFor = setup.persisted?.votedFor ?? null;
     this.state = setup.persisted ? cloneState(setup.persisted.state) : initialClusterState();
