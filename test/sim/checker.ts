@@ -417,11 +417,13 @@ export class Checker {
  *  - a master cut from the leader is revoked LT after its last answer, and a
  *    leadership that began late (the takeover above) waits LT of its own
  *    first: by settle + 3 LT.
- * Plus a heartbeat period and two round trips of the slowest link (a
- * message in flight when the change happened).
+ * Plus a heartbeat period (a pre-vote waits that long for higher-ranked
+ * electors) and six round trips of the slowest link: the pre-vote and the
+ * vote of the election before and of the takeover, the heartbeat that makes
+ * a node follow, and a message in flight when the change happened.
  */
 export function flapWindowMs(p: CoreParams, maxRttMs = 4): number {
-  return p.takeoverSettleMs + 3 * p.leaderTimeoutMs + p.heartbeatIntervalMs + 2 * maxRttMs;
+  return p.takeoverSettleMs + 3 * p.leaderTimeoutMs + p.heartbeatIntervalMs + 6 * maxRttMs;
 }
 
 /** A leader that stepped down or a master that was revoked with no change from outside before it. */
