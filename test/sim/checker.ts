@@ -410,7 +410,7 @@ export class Checker {
  * reload, stall) a leader stepping down or a master being revoked may still
  * be its consequence. The slowest legitimate chains, with LT = leader_timeout:
  *  - an elector that came back outranking the leader follows it for
- *    takeover_settle, then campaigns (pre-vote and vote, up to LT each): the
+ *    takeover_settle (plus leader_timeout per higher-ranked elector), then campaigns (pre-vote and vote, up to LT each): the
  *    leader steps down by settle + 2 LT;
  *  - a leader cut from its voters sees no quorum for the quorum window, then
  *    steps down after LT: by 2 LT;
@@ -422,8 +422,11 @@ export class Checker {
  * vote of the election before and of the takeover, the heartbeat that makes
  * a node follow, and a message in flight when the change happened.
  */
-export function flapWindowMs(p: CoreParams, maxRttMs = 4): number {
-  return p.takeoverSettleMs + 3 * p.leaderTimeoutMs + p.heartbeatIntervalMs + 6 * maxRttMs;
+export function flapWindowMs(p: CoreParams, maxRttMs = 4, electors = 1): number {
+  // An elector of rank r (0 the highest) waits r more leader_timeouts before
+  // its takeover, so that takers do not split the vote.
+  const stagger = Math.max(0, electors - 1) * p.leaderTimeoutMs;
+  return p.takeoverSettleMs + stagger + 3 * p.leaderTimeoutMs + p.heartbeatIntervalMs + 6 * maxRttMs;
 }
 
 /** A leader that stepped down or a master that was revoked with no change from outside before it. */

@@ -199,7 +199,7 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   const p = shape.params;
   const scriptMs = (shape.services.length * 4 + 4) * 80;
   const liveBoundMs = livenessBoundMs(p, scriptMs, 0);
-  const flapMs = flapWindowMs(p);
+  const flapMs = flapWindowMs(p, 4, shape.peers.filter((x) => x.elector).length);
   // A liveness seed spends part of its time after the heal, watched.
   const judgeMs = liveBoundMs + flapMs;
   const stormMs = live === null ? durationMs : Math.max(durationMs / 2, durationMs - judgeMs);
@@ -572,6 +572,9 @@ const TICK_MS = 10;
  */
 export function tooSlowFor(p: CoreParams, maxOneWayMs: number): string | null {
   const rtt = 2 * maxOneWayMs;
+  // The rule docs/ARCHITECTURE.md states (the acknowledgement window must fit in leader_timeout).
+  const toleratedMs = (p.leaderTimeoutMs - p.heartbeatIntervalMs) / 1.25;
+  if (rtt > toleratedMs) return `round trip ${rtt}ms > (leader_timeout - heartbeat) / 1.25 = ${Math.floor(toleratedMs)}ms`;
   if (rtt + p.heartbeatIntervalMs + TICK_MS > p.leaderTimeoutMs) {
     return `round trip ${rtt}ms + heartbeat ${p.heartbeatIntervalMs}ms > leader_timeout ${p.leaderTimeoutMs}ms`;
   }
@@ -607,7 +610,7 @@ function runSlowSeed(seed: number, shape: Shape & { shapeClass: ShapeClass }, op
   const slow = tooSlowFor(p, maxMs);
   const scriptMs = (shape.services.length * 4 + 4) * 80;
   const boundMs = livenessBoundMs(p, scriptMs, 2 * maxMs);
-  const flapMs = flapWindowMs(p, 2 * maxMs);
+  const flapMs = flapWindowMs(p, 2 * maxMs, shape.peers.filter((x) => x.elector).length);
   // Twice the usual length: the first stretch is the boot, the rest shows churn.
   const runMs = 2 * (opts.durationMs ?? 30_000);
   const detail = `one-way delay ${minMs}-${maxMs}ms, timings ${t.name} (heartbeat ${t.heartbeatIntervalMs}, leader_timeout ${t.leaderTimeoutMs}, lease ${t.masterLeaseMs})${slow !== null ? `: too slow for the timings (${slow})` : ''}`;
