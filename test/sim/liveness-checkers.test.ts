@@ -95,7 +95,9 @@ test('flap: a lasting fault explains changes until it ends, and a window after',
 test('slow network: what the timings tolerate', () => {
   const defaults = simParams({ heartbeatIntervalMs: 200, leaderTimeoutMs: 1000, masterLeaseMs: 1500 });
   assert.equal(tooSlowFor(defaults, 300), null, '600ms round trip + 200ms heartbeat fit in 1s');
-  assert.match(tooSlowFor(defaults, 400) ?? '', /round trip 800ms \+ heartbeat 200ms > leader_timeout 1000ms/);
+  assert.match(tooSlowFor(defaults, 400) ?? '', /round trip 800ms > \(leader_timeout - heartbeat\) \/ 1.25 = 640ms/);
+  assert.equal(tooSlowFor(defaults, 320), null, '640ms is the documented limit at the defaults');
+  assert.match(tooSlowFor(defaults, 321) ?? '', /642ms > /);
   assert.match(tooSlowFor({ ...defaults, masterLeaseMs: 900 }, 300) ?? '', /master_lease/);
 });
 
