@@ -217,6 +217,8 @@ export class Daemon {
     if (this.disabledTimer !== null) clearInterval(this.disabledTimer);
     this.timer = null;
     this.links.close();
+    // A handler still running would be left unsupervised: end its process group.
+    this.handlers.stop();
     this.metricsServer?.close();
     for (const c of this.leaderClients.values()) c.close();
     this.server.forceShutdown();
