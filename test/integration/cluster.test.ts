@@ -13,9 +13,15 @@ test('cold start of 3 nodes: one leader, one master, status --json has the spec 
   try {
     // The highest priority leads (at once, or after the settle period if it started late).
     const s = await c.waitFor('a settled cluster led by n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 10_000);
-    // The spec's fields, plus waitingFor (what blocks a failover; empty when settled).
-    assert.deepEqual(Object.keys(s.cluster).sort(), ['epoch', 'id', 'leader', 'maintenance', 'manualMaster', 'master', 'quorum', 'target', 'waitingFor'].sort());
+    // The spec's fields, plus waitingFor (what blocks a failover; empty when
+    // settled) and the leader's view of the network.
+    assert.deepEqual(Object.keys(s.cluster).sort(), ['epoch', 'id', 'leader', 'maintenance', 'manualMaster', 'master', 'network', 'quorum', 'target', 'waitingFor'].sort());
     assert.deepEqual(s.cluster.waitingFor, []);
+    const net = (s.cluster as unknown as { network: { quorumRttMs: number | null; windowMs: number; toleratedRttMs: number; warning: string | null } }).network;
+    assert.equal(typeof net.quorumRttMs, 'number', 'loopback round trips are measured');
+    assert.ok(net.windowMs > net.quorumRttMs!, JSON.stringify(net));
+    assert.ok(net.toleratedRttMs > 0 && net.warning === null, JSON.stringify(net));
+    assert.ok(s.nodes.some((n) => typeof (n as unknown as { rttMs: unknown }).rttMs === 'number'), 'nodes carry the leader-measured round trip');
     assert.equal(s.cluster.id, 13);
     assert.deepEqual(s.cluster.quorum, { required: 2, electors: 3, reachable: 3 });
     assert.equal(s.nodes.length, 3);
