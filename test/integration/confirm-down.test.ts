@@ -23,6 +23,13 @@ test('koi status says what the leader waits for; koi confirm-down frees a dead m
     // Still nobody after a while: only n2 or the operator can free the role.
     await new Promise((res) => setTimeout(res, 3000));
     assert.equal((await c.status())?.cluster.master ?? null, null, 'no master while n2 may hold');
+    // A command that cannot take effect says why instead of a bare "ok".
+    const promote = await c.koi(['promote', 'n3']);
+    assert.equal(promote.code, 0, promote.stderr);
+    assert.match(promote.stdout, /accepted, but it cannot take effect yet: .*n2 may have held the role/);
+    const stop = await c.koi(['stop', 'n2', '--json']);
+    assert.match(JSON.parse(stop.stdout).note ?? '', /n2 is unreachable: it acts on this when it answers again/);
+    assert.equal((await c.koi(['start', 'n2'])).code, 0);
     const refused = await c.koi(['confirm-down', 'n3']);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /n3 is reachable/);
