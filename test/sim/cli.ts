@@ -57,6 +57,7 @@ function runJob(job: Job): JobResult {
         if (l.masterImpossible) add(res.live, `${key}|impossible`);
         if (l.tooSlow) add(res.live, `${key}|too slow`);
         if (l.stateLostStuck) add(res.live, `${key}|state lost`);
+        if (l.safetyWait) add(res.live, `${key}|safety wait`);
         add(res.live, `${key}|confirm-down`, l.confirmDowns);
         add(res.live, `${key}|elections`, l.elections);
         add(res.live, `${key}|judged ms`, l.judgedMs);
@@ -102,7 +103,7 @@ function livenessTable(c: Counts, plainFlapSeeds: number): string {
   const noMaster = (k: string) => (get(k, 'judged ms') > 0 ? `${Math.round((100 * get(k, 'no master ms')) / get(k, 'judged ms'))}%` : '-');
   const lines = ['liveness classes (faults kept after the final heal; slow-network: the whole run):'];
   for (const k of LIVENESS_CLASSES as readonly LivenessClass[]) {
-    const extra = k === 'slow-network' ? `   too slow for timings ${get(k, 'too slow')}   elections/min ${perMin(k)}` : `   master impossible ${get(k, 'impossible')}   confirm-down ${get(k, 'confirm-down')}   quorum lost its state ${get(k, 'state lost')}`;
+    const extra = k === 'slow-network' ? `   too slow for timings ${get(k, 'too slow')}   elections/min ${perMin(k)}` : `   master impossible ${get(k, 'impossible')}   confirm-down ${get(k, 'confirm-down')}   quorum lost its state ${get(k, 'state lost')}   safety wait ${get(k, 'safety wait')}`;
     lines.push(`  ${k.padEnd(22)} ${String(get(k, 'seeds')).padStart(7)}   stuck ${get(k, 'stuck')}   flapped ${get(k, 'flapped')} (${get(k, 'flaps')} flaps)${extra}`);
   }
   const causes = Object.keys(c).filter((k) => k.startsWith('stuck because|'));

@@ -150,6 +150,8 @@ export interface LivenessOutcome {
   stateLostStuck: boolean;
   /** What kept the first stuck stretch from ending, in short (null: not stuck). */
   stuckCause: string | null;
+  /** Beyond the bound, but waiting by design: a live machine that may hold the role, that no electable quorum reaches. */
+  safetyWait: boolean;
 }
 
 export interface SeedOptions {
@@ -452,6 +454,7 @@ function judgeAfterHeal(
   let confirmDowns = 0;
   let stateLostStuck = false;
   let stuckCause: string | null = null;
+  let safetyWait = false;
   // Runners some leader named master: with those that held the role in
   // maintenance, the only ones that may block after it (issue 18).
   const designated = new Set<NodeName>();
@@ -492,6 +495,17 @@ function judgeAfterHeal(
         // them, is there still such a quorum? If not, it is the operator's turn.
         const voting = connectedQuorum(w, shape.peers, p.quorum, down, (n) => w.core(n)?.isRejoining() === false);
         if (voting === null) stateLostStuck = true;
+        // Safety first: without a fence, a live machine that may have held the
+        // role in maintenance blocks until a leader reaches it. If no quorum
+        // that reaches it both ways can form, that wait is by design.
+        const leader = w.leaders()[0];
+        for (const b of leader === undefined ? [] : w.core(leader)!.blockers().map((x) => x.node)) {
+          if (down.has(b) || p.fenceConfigured || !(designated.has(b) || w.checker.heldInMaintenance(b))) continue;
+          if (connectedQuorum(w, shape.peers, p.quorum, down, (n) => w.core(n)?.isRejoining() === false && w.twoWay(n, b)) === null) {
+            safetyWait = true;
+            return null;
+          }
+        }
         return voting;
       },
       () => {
@@ -516,6 +530,7 @@ function judgeAfterHeal(
     confirmDowns,
     stateLostStuck: stateLostStuck && judge.stuck.length === 0,
     stuckCause,
+    safetyWait: safetyWait && judge.stuck.length === 0,
   };
 }
 
@@ -649,6 +664,7 @@ function runSlowSeed(seed: number, shape: Shape & { shapeClass: ShapeClass }, op
       confirmDowns: 0,
       stateLostStuck: false,
       stuckCause: null,
+      safetyWait: false,
     },
     flaps: flaps.length,
     replayArgs,
