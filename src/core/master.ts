@@ -15,6 +15,8 @@ export interface NodeView {
   lastAckedSentMs: number;
   /** Until when its acknowledgements count towards a quorum: send time plus that heartbeat's window. */
   ackValidUntilMs: number;
+  /** Its last ack said it is rejoining after a lost state: it counts towards no quorum. */
+  rejoining: boolean;
   /** The node's clock in its last reply: echoed back as a lease grant. */
   echoNowMs: number | null;
   /** Leader clock when that reply arrived: the node read its clock no later than this. */
@@ -56,6 +58,7 @@ export function newView(name: NodeName): NodeView {
     lastAckSeq: -1,
     lastAckedSentMs: -Infinity,
     ackValidUntilMs: -Infinity,
+    rejoining: false,
     echoNowMs: null,
     echoRecvMs: -Infinity,
     incarnation: null,

@@ -125,6 +125,10 @@ export class KoiNode {
    * acknowledged may count us towards a quorum: see oldGrantsBoundMs.
    */
   private grantsEndMs: number;
+  /** The widest window ever acknowledged (persisted). */
+  private maxAckWindowMs: number;
+  /** Rejoining: since when the leader we follow has said it is quorate without rejoiners (null: not now). */
+  private rejoinQuorateSinceMs: number | null = null;
   readonly incarnation: number;
   readonly stats: NodeStats = { staleDropped: 0, unknownDropped: 0, duplicateDropped: 0 };
 
@@ -183,8 +187,10 @@ export class KoiNode {
     this.lastLeaderMs = setup.nowMs;
     this.followingSinceMs = setup.nowMs;
     this.lastAckMs = setup.nowMs;
-    // A restart forgets which windows it acknowledged: assume the widest.
-    this.grantsEndMs = setup.nowMs + setup.params.leaderTimeoutMs;
+    // A restart forgets when it last acknowledged: assume just now, with the
+    // widest window it ever acknowledged (saved) or could under its settings.
+    this.maxAckWindowMs = setup.persisted?.ackWindowMs ?? 0;
+    this.grantsEndMs = setup.nowMs + Math.max(setup.params.leaderTimeoutMs, this.maxAckWindowMs);
     this.epoch = setup.persisted?.epoch ?? 0;
     this.votedFor = setup.persisted?.votedFor ?? null;
     this.state = setup.persisted ? cloneState(setup.persisted.state) : initialClusterState();
@@ -261,7 +267,13 @@ export class KoiNode {
 
   ready(): Ready {
     if (this.persistDirty) {
-      this.out.persist = { epoch: this.epoch, votedFor: this.votedFor, state: cloneState(this.state), ...(this.rejoiningSinceMs !== null ? { rejoining: true } : {}) };
+      this.out.persist = {
+        epoch: this.epoch,
+        votedFor: this.votedFor,
+        state: cloneState(this.state),
+        ...(this.rejoiningSinceMs !== null ? { rejoining: true } : {}),
+        ...(this.maxAckWindowMs > 0 ? { ackWindowMs: this.maxAckWindowMs } : {}),
+      };
       this.persistDirty = false;
     }
     return this.out;
@@ -295,13 +307,22 @@ export class KoiNode {
   }
 
   /**
-   * A rejoining node is whole again once it has followed a leader for
-   * leader_timeout (a leader without quorum has stepped down by then) and
-   * holds that leader's current state: it counts the leader's epoch as one it
-   * voted in (for that leader), and votes normally in later ones.
+   * A rejoining node is whole again once it has followed a leader that has
+   * a quorum without counting rejoining nodes (so not a deposed one: the
+   * voters of any later leader stopped acknowledging it) for twice
+   * leader_timeout, and holds that leader's current state: it counts the
+   * leader's epoch as one it voted in (for that leader), and votes normally
+   * in later ones. (A deposed leader may keep a quorum of earlier
+   * acknowledgements for one window, at most leader_timeout.)
    */
   private checkRejoined(leader: NodeName, msg: Extract<Message, { kind: 'heartbeat' }>): void {
-    if (this.rejoiningSinceMs === null || this.nowMs - this.rejoiningSinceMs < this.params.leaderTimeoutMs) return;
+    if (this.rejoiningSinceMs === null) return;
+    if (msg.quorate === false) {
+      this.rejoinQuorateSinceMs = null;
+      return;
+    }
+    if (this.rejoinQuorateSinceMs === null) this.rejoinQuorateSinceMs = this.nowMs;
+    if (this.nowMs - this.rejoinQuorateSinceMs < 2 * this.params.leaderTimeoutMs) return;
     if (compareVersion(this.state, { versionEpoch: msg.stateVersionEpoch, versionSeq: msg.stateVersionSeq }) < 0) return;
     this.rejoiningSinceMs = null;
     if (this.votedFor === null) this.votedFor = leader;
@@ -422,6 +443,7 @@ export class KoiNode {
     this.followingSinceMs = this.nowMs;
     this.leaderReach = null;
     this.masterlessSinceMs = null;
+    this.rejoinQuorateSinceMs = null;
     this.takeoverFailures = 0;
     if (leader === null) this.runner?.leaderLost();
   }
@@ -487,6 +509,7 @@ export class KoiNode {
       seq,
       echoSentMs,
       ...(echoWindowMs !== undefined ? { echoWindowMs } : {}),
+      ...(this.rejoiningSinceMs !== null ? { rejoining: true } : {}),
       nowMs: this.nowMs,
       incarnation: this.incarnation,
       stateVersionEpoch: this.state.versionEpoch,
@@ -877,7 +900,9 @@ export class KoiNode {
     let n = 0;
     for (const p of this.peers.values()) {
       if (!p.elector) continue;
-      if (p.name === this.name || lead.views.get(p.name)!.ackValidUntilMs >= this.nowMs) n++;
+      const v = lead.views.get(p.name)!;
+      // A rejoining node may have voted for a later leader before it lost its state.
+      if (p.name === this.name || (!v.rejoining && v.ackValidUntilMs >= this.nowMs)) n++;
     }
     return n >= this.params.quorum;
   }
@@ -945,6 +970,11 @@ export class KoiNode {
   private acknowledged(windowMs: number): void {
     this.lastAckMs = this.nowMs;
     this.grantsEndMs = Math.max(this.grantsEndMs, this.nowMs + windowMs);
+    if (windowMs > this.maxAckWindowMs) {
+      // Saved before the acknowledgement leaves (Ready persists first).
+      this.maxAckWindowMs = windowMs;
+      this.persistDirty = true;
+    }
   }
 
   private leaderTick(): void {
@@ -986,6 +1016,7 @@ export class KoiNode {
     const ctx = this.masterContext();
     const reach = [...this.peers.keys()].filter((n) => reachable(ctx, n));
     const windowMs = this.windowMs();
+    const quorate = this.hasQuorum();
     lead.seq += 1;
     lead.lastHeartbeatMs = now;
     lead.heartbeatDue = false;
@@ -1014,6 +1045,7 @@ export class KoiNode {
         commitVersionEpoch: commit.versionEpoch,
         commitVersionSeq: commit.versionSeq,
         windowMs,
+        quorate,
         reach,
       });
     }
@@ -1025,6 +1057,7 @@ export class KoiNode {
     for (const p of this.peers.values()) {
       if (!p.elector) continue;
       const v = this.lead!.views.get(p.name)!;
+      if (v.rejoining) continue;
       acked.push({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq });
     }
     acked.sort((a, b) => compareVersion(b, a));
@@ -1041,6 +1074,7 @@ export class KoiNode {
       return;
     }
     v.lastAckSeq = msg.seq;
+    v.rejoining = msg.rejoining === true;
     v.lastAckedSentMs = Math.max(v.lastAckedSentMs, msg.echoSentMs);
     // Never longer than the window the acknowledging node saw (it reports
     // its acknowledgements with that window when it votes).
@@ -1264,6 +1298,7 @@ export class KoiNode {
       for (const peer of this.peers.values()) {
         if (!peer.elector) continue;
         const v = lead.views.get(peer.name)!;
+        if (v.rejoining) continue;
         if (compareVersion({ versionEpoch: v.ackedVersionEpoch, versionSeq: v.ackedVersionSeq }, p) >= 0) n++;
       }
       if (n >= this.params.quorum) this.reply(p.requestId, true, 'ok', null, this.commandNote(p.command));

@@ -241,6 +241,11 @@ export type Message =
        */
       windowMs?: number;
       /**
+       * The leader has a quorum without counting rejoining nodes: only under
+       * such a leader does a rejoining node become whole (absent: older leader).
+       */
+      quorate?: boolean;
+      /**
        * Nodes the leader heard from within leader_timeout (itself included):
        * a higher-ranked elector takes over only when it reaches all of them.
        * Absent from older leaders.
@@ -254,6 +259,8 @@ export type Message =
       echoSentMs: number;
       /** The window of the heartbeat acknowledged (absent: an older peer, or a report without one). */
       echoWindowMs?: number;
+      /** The sender is rejoining after a lost state: its acknowledgements count towards no quorum. */
+      rejoining?: boolean;
       nowMs: number;
       incarnation: number;
       stateVersionEpoch: number;
@@ -380,6 +387,11 @@ export interface PersistedState {
   state: ClusterState;
   /** Still rejoining after a lost state: grants no vote yet (survives a restart). */
   rejoining?: boolean;
+  /**
+   * The widest acknowledgement window this node ever acknowledged: after a
+   * restart it assumes a leader may still count it that long.
+   */
+  ackWindowMs?: number;
 }
 
 export function assertNever(x: never): never {

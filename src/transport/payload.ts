@@ -46,12 +46,14 @@ export function checkMessage(m: unknown): Message {
       need(o.state === null || isObj(o.state), 'heartbeat state');
       need(isNum(o.stateVersionEpoch) && isNum(o.stateVersionSeq) && isNum(o.commitVersionEpoch) && isNum(o.commitVersionSeq), 'heartbeat versions');
       need(optPositive(o.windowMs), 'heartbeat window');
+      need(o.quorate === undefined || isBool(o.quorate), 'heartbeat quorate');
       need(o.reach === undefined || (Array.isArray(o.reach) && o.reach.every((n) => typeof n === 'string')), 'heartbeat reach');
       return o as unknown as Message;
     case 'ack':
       need(isNum(o.seq) && (o.echoSentMs === null || isNum(o.echoSentMs)) && isNum(o.nowMs) && isNum(o.incarnation), 'ack fields');
       need(isNum(o.stateVersionEpoch) && isNum(o.stateVersionSeq), 'ack versions');
       need(optPositive(o.echoWindowMs), 'ack window');
+      need(o.rejoining === undefined || isBool(o.rejoining), 'ack rejoining');
       need(o.report === null || (isObj(o.report) && Array.isArray(o.report.services) && Array.isArray(o.report.pendingFailures)), 'ack report');
       return { ...(o as unknown as Message), echoSentMs: num(o.echoSentMs) } as Message;
     default:
