@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { adminSync, assertNoViolations, cluster, leaderOf, masterOf, partition, promoteWhenReady, settled } from './kit';
 import type { World } from './world';
+import { KoiNode } from '../../src/core/node';
 
 const debug = (w: World, tag: string) => {
   if (process.env.KOI_REVIEW_DEBUG === tag) console.log(w.trace.filter((l) => !l.includes('/status')).slice(-300).join('\n'));
@@ -37,7 +38,7 @@ function threeWithMasterA(params: Parameters<typeof cluster>[0]['params'] = {}):
 // can be wider: the voter then under-reports grantsEndInMs and the new leader
 // frees the old master's role while the old leader still grants it.
 // ---------------------------------------------------------------------------
-function restartedVoterUnderReports(leaderLtMs: number): World {
+function restartedVoterUnderReports(leaderLtMs: number, forgetWindow = false): World {
   const w = threeWithMasterA();
   // A has already been reloaded with a longer leader_timeout; B and C not yet.
   w.reload('A', { leaderTimeoutMs: leaderLtMs });
@@ -49,6 +50,8 @@ function restartedVoterUnderReports(leaderLtMs: number): World {
   // B's machine reboots (state kept) and comes back unable to reach A.
   w.crash('B');
   partition(w, ['A'], ['B']);
+  // Rule removed: the widest window B acknowledged is not kept across its restart.
+  if (forgetWindow) delete (w.nodes.get('B')! as unknown as { persisted: { ackWindowMs?: number } }).persisted.ackWindowMs;
   w.restart('B');
   w.runFor(6000);
   debug(w, 'W1');
@@ -58,6 +61,11 @@ function restartedVoterUnderReports(leaderLtMs: number): World {
 test('W1: a voter restarted during a rolling leader_timeout change must not under-report the old window', () => {
   const w = restartedVoterUnderReports(4000);
   assertNoViolations(w);
+});
+
+test('W1, rule removed: a restarted voter that forgets the widest window it acknowledged is caught', () => {
+  const w = restartedVoterUnderReports(4000, true);
+  assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), 'two masters without the saved window');
 });
 
 test('W1 control: with equal leader_timeout everywhere a restarted voter reports enough', () => {
@@ -96,6 +104,18 @@ function rejoinerRevivesOldLeader(): World {
 test('W2: a node rejoining after a lost state must not give a deposed leader its quorum back', () => {
   const w = rejoinerRevivesOldLeader();
   assertNoViolations(w);
+});
+
+test('W2, rule removed: a leader that counts a rejoining node\'s acknowledgements is caught', (t) => {
+  const proto = KoiNode.prototype as unknown as { ackMessage: (...a: unknown[]) => Record<string, unknown> };
+  const ack = proto.ackMessage;
+  t.mock.method(proto, 'ackMessage', function (this: unknown, ...a: unknown[]) {
+    const m = ack.apply(this, a);
+    delete m.rejoining;
+    return m;
+  });
+  const w = rejoinerRevivesOldLeader();
+  assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), 'two masters');
 });
 
 // ---------------------------------------------------------------------------
