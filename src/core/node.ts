@@ -952,14 +952,14 @@ export class KoiNode {
   quorumRttMs(): number | null {
     const lead = this.lead;
     if (lead === null) return null;
-    const ctx = this.masterContext();
     const rtts: number[] = [];
     for (const p of this.peers.values()) {
       if (!p.elector) continue;
       if (p.name === this.name) rtts.push(0);
       else {
+        // Only electors heard from within leader_timeout (as `reachable` says).
         const v = lead.views.get(p.name)!;
-        if (v.rttMs !== null && reachable(ctx, p.name)) rtts.push(v.rttMs);
+        if (v.rttMs !== null && v.lastReplyMs !== null && this.nowMs - v.lastReplyMs <= this.params.leaderTimeoutMs) rtts.push(v.rttMs);
       }
     }
     rtts.sort((a, b) => a - b);

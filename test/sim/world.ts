@@ -315,6 +315,7 @@ export class World {
   /** A reload on `name` changes some of its settings (the others keep theirs). */
   reload(name: NodeName, over: Partial<CoreParams>): void {
     this.nodeParams.set(name, { ...this.nodeParams.get(name), ...over });
+    this.helloCache.delete(name);
     this.log(`${name} reloads ${JSON.stringify(over)}`);
     this.disturb(`${name} reloads`);
     const n = this.nodes.get(name)!;
@@ -323,9 +324,17 @@ export class World {
 
   /** What `name` says of itself in a hello: roles, rank and safety timings. */
   private helloOf(name: NodeName): PeerInfo {
-    const p = this.paramsOf(name);
-    return { ...this.nodes.get(name)!.peer, masterLeaseMs: p.masterLeaseMs, demoteTimeoutMs: p.demoteTimeoutMs };
+    // Built once per node and settings: every message carries it (a tenth of the sweep's time before).
+    let h = this.helloCache.get(name);
+    if (h === undefined) {
+      const p = this.paramsOf(name);
+      h = Object.freeze({ ...this.nodes.get(name)!.peer, masterLeaseMs: p.masterLeaseMs, demoteTimeoutMs: p.demoteTimeoutMs });
+      this.helloCache.set(name, h);
+    }
+    return h;
   }
+
+  private readonly helloCache = new Map<NodeName, PeerInfo>();
 
   /** What `name`'s monotonic clock reads now. */
   clock(name: NodeName): number {
