@@ -1,7 +1,9 @@
-// npm run chaos -- [--seconds N] [--seed S] [--nodes 3|5] [--no-fence] [--mixed-timings] [--quiet]
+// npm run chaos -- [--seconds N] [--seed S] [--nodes 3|5] [--no-fence] [--mixed-timings] [--quiet-tail SECONDS] [--keep] [--quiet]
 import { formatResult, runChaos } from './run';
 
-function arg(name: string, fallback: number): number {
+function arg(name: string, fallback: number): number;
+function arg(name: string, fallback: undefined): number | undefined;
+function arg(name: string, fallback: number | undefined): number | undefined {
   const i = process.argv.indexOf(`--${name}`);
   if (i < 0) return fallback;
   const v = Number(process.argv[i + 1]);
@@ -25,9 +27,12 @@ async function main(): Promise<void> {
     nodes,
     fence: !process.argv.includes('--no-fence'),
     mixedTimings: process.argv.includes('--mixed-timings'),
+    quietTailSeconds: arg('quiet-tail', undefined),
+    keep: process.argv.includes('--keep'),
     log: quiet ? undefined : (l) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${l}\n`),
   });
   process.stdout.write(`${formatResult(r)}\n`);
+  if (r.violations.length === 0 && process.argv.includes('--keep')) process.stdout.write(`journal and logs kept in ${r.root}\n`);
   process.exit(r.violations.length > 0 ? 1 : 0);
 }
 

@@ -9,6 +9,7 @@
 // master whose lease ran out demotes everything at once (koinode logs it:
 // `leaseExpiries`), and a failing service runs `failed` then `stop` in no
 // order.
+import { consoleTimeMs, leaderFindings, type LeaderReport } from './leaders';
 
 export interface JournalReport {
   lines: number;
@@ -141,23 +142,13 @@ const LEASE_EXPIRED = /^(\d\d):(\d\d):(\d\d)\.(\d{3}) (?:warn \S+ runner: master
 
 /**
  * When a koinode's log (console format, local `HH:mm:ss.SSS`) says its lease
- * ran out, as ms since the epoch: the day is the one that puts the time
- * nearest `nearMs` (a run does not last 12 hours).
+ * ran out, as ms since the epoch.
  */
 export function leaseExpiries(log: string, nearMs: number): number[] {
-  const midnight = new Date(nearMs);
-  midnight.setHours(0, 0, 0, 0);
   const out: number[] = [];
   for (const line of log.split('\n')) {
     const m = LEASE_EXPIRED.exec(line);
-    if (m === null) continue;
-    const [h, min, sec, milli] = m.slice(1).map(Number) as [number, number, number, number];
-    const day = new Date(midnight);
-    day.setHours(h, min, sec, milli);
-    let t = day.getTime();
-    if (t < nearMs - 12 * 3600_000) t += 24 * 3600_000;
-    else if (t > nearMs + 12 * 3600_000) t -= 24 * 3600_000;
-    out.push(t);
+    if (m !== null) out.push(consoleTimeMs(m.slice(1, 5).map(Number) as [number, number, number, number], nearMs));
   }
   return out;
 }
@@ -169,6 +160,7 @@ export interface RunOutcome {
   /** How long the cluster took to converge after the final heal; null: it never did. */
   convergeMs: number | null;
   convergeBoundMs: number;
+  leaders: LeaderReport;
 }
 
 /** Everything wrong with a fault-injection run, one line per kind of fault. */
@@ -180,5 +172,6 @@ export function violationsOf(o: RunOutcome): string[] {
   if (o.zombies > 0) out.push(`${o.zombies} zombie(s) left unreaped by koinode`);
   if (o.leftovers > 0) out.push(`${o.leftovers} process(es) still running after every koinode stopped`);
   if (o.convergeMs === null || o.convergeMs > o.convergeBoundMs) out.push(`no convergence within ${o.convergeBoundMs}ms of the final heal`);
+  out.push(...leaderFindings(o.leaders));
   return out;
 }

@@ -12,6 +12,7 @@ import { freePorts, KOI, killWithScripts, processesWith, REPO, startNode, writeC
 import { Rng } from '../sim/rng';
 import { RelayMesh } from './relay';
 import { checkJournal, leaseExpiries, parseJournal, violationsOf, type JournalReport } from './journal';
+import { countLeaderChanges, electionsIn, loadWarnings, QUIET_LEADER_CHANGES_TOLERATED, takeoverBackoffs, type LeaderClass, type LeaderReport, type Span } from './leaders';
 
 export interface ChaosOptions {
   seconds: number;
@@ -22,6 +23,10 @@ export interface ChaosOptions {
   fence?: boolean;
   /** Every other node runs a shorter master_lease and demote_timeout (a rolling change). */
   mixedTimings?: boolean;
+  /** Fault-free time kept after the final heal has settled (default: 30 s or a tenth of the run, the longer). */
+  quietTailSeconds?: number;
+  /** Keep the journal and logs even when nothing is wrong. */
+  keep?: boolean;
 }
 
 export interface ChaosResult {
@@ -34,8 +39,11 @@ export interface ChaosResult {
   converged: boolean;
   convergeMs: number;
   convergeBoundMs: number;
+  leaders: LeaderReport;
   violations: string[];
   root: string;
+  /** The arguments of `npm run chaos` that run it again. */
+  replay: string;
 }
 
 const SERVICES: [string, number | null][] = [['vip', 10], ['db', 20], ['mon', null]];
@@ -45,6 +53,24 @@ const LIMITS = { demote_timeout: '1500ms', promote_timeout: '2s', start_timeout:
 const SECRET = 'chaos-secret-0123456789abcdef';
 /** How long a machine powered off by the fence takes to come back. */
 const FENCE_REBOOT_MS = 3000;
+/** Quiet time kept at the start, once the cluster settled and the start-ups' allowance ran out, before the first fault. */
+const QUIET_LEAD_MS = 5000;
+/** How long the cluster may take to settle at the start before the faults begin anyway. */
+const STARTUP_BOUND_MS = 30_000;
+/** peers.ts: the longest pause between reconnect attempts to a peer. */
+const PEER_RECONNECT_MAX_MS = 2000;
+
+/**
+ * How long after something the run did ends it may still cause an
+ * election: the links come back (reconnect pause), then an outranking node
+ * waits takeover_settle (daemon.ts: 4 × leader_timeout) plus a leader_timeout
+ * per elector ranked above it before it campaigns, and the campaign takes up
+ * to a leader_timeout. A takeover that failed waits longer: those waits are
+ * read from the logs (takeoverBackoffs).
+ */
+export function leaderSettleMs(leaderTimeoutMs: number, nodes: number): number {
+  return PEER_RECONNECT_MAX_MS + 4 * leaderTimeoutMs + (nodes - 1) * leaderTimeoutMs + leaderTimeoutMs;
+}
 
 const FENCE = `#!/bin/sh
 # Chaos fence: "power off" node $1 — kill its koinode and every script it runs,
@@ -107,11 +133,25 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const env = { KOI_JOURNAL: journal, KOI_JOURNAL_DIR: root };
   const byName = (n: string) => nodes.find((x) => x.name === n)!;
   const frozen = new Set<string>();
+  // Everything the run does to the cluster, from when it began until it ended:
+  // leader changes then (and a settle allowance after) are the run's doing.
+  const spans: Span[] = [];
+  const disturb = (what: string) => {
+    const s: Span = { fromMs: Date.now(), toMs: Infinity, what };
+    spans.push(s);
+    return () => {
+      if (s.toMs === Infinity) s.toMs = Date.now();
+    };
+  };
+  const starts = new Map<string, number[]>(names.map((n) => [n, []]));
   const start = (n: string) => {
     const node = byName(n);
     if (node.proc !== null) return;
     const p = startNode(node, env);
     writeFileSync(join(root, 'pids', n), String(p.pid));
+    // A (re)started node joins, and an outranking one takes over once settled.
+    starts.get(n)!.push(Date.now());
+    spans.push({ fromMs: Date.now(), toMs: Date.now() + RESTART_ALLOWANCE_MS, what: `start ${n}` });
   };
   const crash = (n: string) => {
     if (byName(n).proc === null) return;
@@ -126,7 +166,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const koiCmd = (args: string[]) => {
     const up = nodes.filter((x) => x.proc !== null && !frozen.has(x.name));
     if (up.length === 0) return;
-    spawn(process.execPath, [KOI, '-f', viaRng.pick(up).conf, '-t', '3', ...args], { stdio: 'ignore' });
+    const done = disturb(`koi ${args.join(' ')}`);
+    const c = spawn(process.execPath, [KOI, '-f', viaRng.pick(up).conf, '-t', '3', ...args], { stdio: 'ignore' });
+    c.once('exit', done);
+    c.once('error', done);
   };
   // The operator's intent: maintenance only inside a maintenance window, a
   // node stopped only inside its stop window. A command can still commit
@@ -178,6 +221,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       });
     }
   };
+  // Started before the sampler's first look, which would take them for fenced.
+  for (const n of names) start(n);
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
@@ -189,7 +234,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       await new Promise((r) => setTimeout(r, 500));
     }
   })();
-  for (const n of names) start(n);
 
   // Zombie watch: a koinode child that stays a zombie across two samples was not reaped.
   let zombies = 0;
@@ -202,17 +246,33 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }, 1000);
 
   const flags = new Set<string>();
+  const flagSpans = new Map<string, () => void>();
   const flag = (f: string, content = '') => {
     writeFileSync(join(root, f), content);
     flags.add(f);
+    flagSpans.get(f)?.();
+    flagSpans.set(f, disturb(f));
   };
   const unflag = (f: string) => {
     rmSync(join(root, f), { force: true });
     flags.delete(f);
+    flagSpans.get(f)?.();
   };
   let faults = 0;
   const started = Date.now();
-  await new Promise((r) => setTimeout(r, 3000));
+  // Leader changes count from when the cluster first settled, after a quiet lead-in.
+  let countFromMs = Date.now();
+  while (Date.now() - started < STARTUP_BOUND_MS) {
+    const st = await statusOf(nodes, config);
+    countFromMs = Date.now();
+    if (st !== null && settledAll(st)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (Date.now() - started >= STARTUP_BOUND_MS) log(`the cluster did not settle within ${STARTUP_BOUND_MS}ms of the start: faults begin anyway`);
+  // Quiet from when the start-up's own allowance ran out (an outranking node may take over late).
+  const settleMs = leaderSettleMs(config.time.leaderTimeoutMs, o.nodes);
+  const leadEndMs = Math.max(countFromMs, ...spans.map((s) => (s.toMs === Infinity ? Date.now() : s.toMs))) + settleMs + QUIET_LEAD_MS;
+  await new Promise((r) => setTimeout(r, Math.max(0, leadEndMs - Date.now())));
   const endAt = started + o.seconds * 1000;
   while (Date.now() < endAt) {
     const wait = rng.int(800, 3500);
@@ -233,26 +293,42 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         const group = new Set(rng.shuffle([...names]).slice(0, rng.int(1, names.length - 1)));
         log(`partition ${[...group].join(',')} | ${names.filter((x) => !group.has(x)).join(',')} for ${dur}ms`);
         for (const x of group) for (const y of names) if (!group.has(y)) mesh.cutPair(x, y, true);
+        const healed = disturb('partition');
         later(dur, () => {
           for (const x of group) for (const y of names) if (!group.has(y)) mesh.cutPair(x, y, false);
+          healed();
         });
         break;
       }
-      case 1:
+      case 1: {
         log(`cut ${a}–${b} for ${dur}ms`);
         mesh.cutPair(a, b, true);
-        later(dur, () => mesh.cutPair(a, b, false));
+        const healed = disturb(`cut ${a}–${b}`);
+        later(dur, () => {
+          mesh.cutPair(a, b, false);
+          healed();
+        });
         break;
-      case 2:
+      }
+      case 2: {
         log(`one-way ${a}→${b} stalled for ${dur}ms`);
         mesh.stall(a, b, true);
-        later(dur, () => mesh.stall(a, b, false));
+        const healed = disturb(`one-way ${a}→${b}`);
+        later(dur, () => {
+          mesh.stall(a, b, false);
+          healed();
+        });
         break;
+      }
       case 3: {
         const d = rng.int(20, 300);
         log(`delay ${a}→${b} ${d}ms ±${d}ms for ${dur}ms`);
         mesh.delay(a, b, d, d);
-        later(dur, () => mesh.delay(a, b, 0, 0));
+        const healed = disturb(`delay ${a}→${b}`);
+        later(dur, () => {
+          mesh.delay(a, b, 0, 0);
+          healed();
+        });
         break;
       }
       case 4:
@@ -274,9 +350,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         log(`SIGSTOP ${a} for ${dur}ms`);
         p.kill('SIGSTOP');
         frozen.add(a);
+        const healed = disturb(`SIGSTOP ${a}`);
         later(dur, () => {
           if (byName(a).proc === p) p.kill('SIGCONT');
           frozen.delete(a);
+          healed();
         });
         break;
       }
@@ -300,24 +378,30 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         log(`koi promote ${a}`);
         koiCmd(['promote', a]);
         break;
-      case 10:
+      case 10: {
         log(`koi maintenance on for ${dur}ms`);
         maintenanceWindows++;
+        const ended = disturb('maintenance window');
         koiCmd(['maintenance', 'on']);
         later(dur, () => {
           maintenanceWindows--;
           koiCmd(['maintenance', 'off']);
+          ended();
         });
         break;
-      case 11:
+      }
+      case 11: {
         log(`koi stop ${a} for ${dur}ms`);
         stopWindows.set(a, (stopWindows.get(a) ?? 0) + 1);
+        const ended = disturb(`stop window of ${a}`);
         koiCmd(['stop', a]);
         later(dur, () => {
           stopWindows.set(a, stopWindows.get(a)! - 1);
           koiCmd(['start', a]);
+          ended();
         });
         break;
+      }
       case 12: {
         const f = `status-${a}-${svc}`;
         log(`${a} ${svc}/status says 93 for ${dur}ms`);
@@ -340,6 +424,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
   frozen.clear();
   for (const n of names) start(n);
+  disturb('final heal')();
   const healedAt = Date.now();
   const boundMs = convergenceBoundMs(config);
   let converged = false;
@@ -360,6 +445,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await new Promise((r) => setTimeout(r, 100));
   }
   if (!converged) convergeMs = Date.now() - healedAt;
+
+  // The quiet tail: fault-free time once everything the heal set off (restarts,
+  // the operator's commands) has had its settle allowance.
+  const tailMs = (o.quietTailSeconds ?? Math.max(30, o.seconds / 10)) * 1000;
+  const quietFromMs = () => Math.max(healedAt, ...spans.map((s) => (s.toMs === Infinity ? Date.now() : s.toMs))) + settleMs;
+  if (tailMs > 0) log(`quiet tail of ${tailMs / 1000}s from ${settleMs}ms after the run's last action`);
+  // Bounded, in case the operator keeps finding something to fix.
+  const tailEndMs = Date.now() + 3 * (settleMs + tailMs);
+  while (tailMs > 0 && Date.now() < quietFromMs() + tailMs && Date.now() < tailEndMs) {
+    for (const n of names) start(n);
+    const st = await statusOf(nodes, config);
+    observe(st);
+    if (st !== null) operator(st, true);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const countToMs = Date.now();
   clearInterval(zTimer);
 
   // Graceful stop of every node, then nothing of ours may be left running.
@@ -386,11 +487,30 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const leftovers = processesWith(`KOI_JOURNAL=${journal}`).filter((p) => p !== process.pid).length;
 
   const priorities = new Map(SERVICES);
-  const expired = new Map(nodes.map((n) => [n.name, leaseExpiries(readFileSync(n.log, 'utf8'), started)]));
-  const report = checkJournal(parseJournal(readFileSync(journal, 'utf8')), priorities, expired);
-  const violations = violationsOf({ journal: report, zombies, leftovers, convergeMs: converged ? convergeMs : null, convergeBoundMs: boundMs });
-  if (violations.length === 0 && existsSync(root)) rmSync(root, { recursive: true, force: true });
-  return { seed: o.seed, seconds: o.seconds, faults, journal: report, zombies, leftovers, converged, convergeMs, convergeBoundMs: boundMs, violations, root };
+  const logs = nodes.map((n) => readFileSync(n.log, 'utf8'));
+  const expired = new Map(nodes.map((n, i) => [n.name, leaseExpiries(logs[i]!, started)]));
+  const lines = parseJournal(readFileSync(journal, 'utf8'));
+  const report = checkJournal(lines, priorities, expired);
+  // A machine is down from its crash (the nemesis) or fence (set off by a freeze) until it is started again.
+  for (const [ns, node, svc, how] of lines as [string, string, string, string][]) {
+    if (svc !== '*') continue;
+    const t = Number(BigInt(ns) / 1_000_000n);
+    spans.push({ fromMs: t, toMs: starts.get(node)?.find((x) => x >= t) ?? countToMs, what: `${node} ${how}` });
+  }
+  for (const s of spans) if (s.toMs === Infinity) s.toMs = countToMs;
+  const leaders = countLeaderChanges({
+    elections: logs.flatMap((l) => electionsIn(l, started)),
+    disturbances: spans,
+    backoffs: logs.flatMap((l) => takeoverBackoffs(l, started)),
+    load: logs.flatMap((l) => loadWarnings(l, started)),
+    settleMs,
+    fromMs: countFromMs,
+    toMs: countToMs,
+  });
+  const violations = violationsOf({ journal: report, zombies, leftovers, convergeMs: converged ? convergeMs : null, convergeBoundMs: boundMs, leaders });
+  if (violations.length === 0 && o.keep !== true && existsSync(root)) rmSync(root, { recursive: true, force: true });
+  const replay = [`--seed ${o.seed}`, `--seconds ${o.seconds}`, o.nodes === 5 ? '--nodes 5' : '', o.fence === false ? '--no-fence' : '', o.mixedTimings === true ? '--mixed-timings' : '', o.quietTailSeconds !== undefined ? `--quiet-tail ${o.quietTailSeconds}` : ''].filter((x) => x !== '').join(' ');
+  return { seed: o.seed, seconds: o.seconds, faults, journal: report, zombies, leftovers, converged, convergeMs, convergeBoundMs: boundMs, leaders, violations, root, replay };
 }
 
 /**
@@ -431,6 +551,10 @@ function settledAll(s: StatusJson): boolean {
   );
 }
 
+function perMinute(c: LeaderClass): string {
+  return `${c.perMinute.toFixed(2)} (${c.changes} in ${(c.ms / 60_000).toFixed(2)} min)`;
+}
+
 export function formatResult(r: ChaosResult): string {
   const j = r.journal;
   const rows: [string, string][] = [
@@ -447,9 +571,13 @@ export function formatResult(r: ChaosResult): string {
     ['zombies', String(r.zombies)],
     ['leftover processes', String(r.leftovers)],
     ['converged after final heal', `${r.converged ? 'yes' : 'NO'} in ${(r.convergeMs / 1000).toFixed(1)}s (bound ${(r.convergeBoundMs / 1000).toFixed(1)}s)`],
+    ['leader changes per minute, during faults', perMinute(r.leaders.during)],
+    ['leader changes per minute, quiet', `${perMinute(r.leaders.quiet)}: ${r.leaders.underLoad.length} after a koinode's load warning, ${r.leaders.unexplained.length} unexplained (tolerated: ${QUIET_LEADER_CHANGES_TOLERATED})`],
+    ['  (quiet: ≥ this after any fault, command, restart)', `${(r.leaders.settleMs / 1000).toFixed(1)}s; ${r.leaders.outside} change(s) at start-up/shutdown not counted`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
-  if (r.violations.length > 0) lines.push('', 'VIOLATIONS:', ...r.violations.map((v) => `  ${v}`), `journal and logs kept in ${r.root}`, `replay: npm run chaos -- --seed ${r.seed} --seconds ${r.seconds}`);
+  if (r.leaders.underLoad.length > 0) lines.push('', 'quiet-time leader changes after a load warning (not findings):', ...r.leaders.underLoad.slice(0, 5).map((v) => `  ${v}`));
+  if (r.violations.length > 0) lines.push('', 'VIOLATIONS:', ...r.violations.map((v) => `  ${v}`), `journal and logs kept in ${r.root}`, `replay: npm run chaos -- ${r.replay}`);
   return lines.join('\n');
 }

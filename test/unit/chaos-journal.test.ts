@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkJournal, leaseExpiries, parseJournal, violationsOf, type JournalReport, type RunOutcome } from '../chaos/journal';
+import { countLeaderChanges } from '../chaos/leaders';
 
 const PRIORITIES = new Map<string, number | null>([
   ['vip', 10],
@@ -129,7 +130,22 @@ test('journal: a crash or fence takes every service of the machine down', () => 
 
 // ---- the run's verdict --------------------------------------------------------------
 
-const CLEAN: RunOutcome = { journal: switchover().check(), zombies: 0, leftovers: 0, convergeMs: 3000, convergeBoundMs: 5000 };
+/** Leader elections at 0 (the first, no change), 20 s (inside a fault) and 50 s (quiet). */
+const leaders = (quietChange: boolean) =>
+  countLeaderChanges({
+    elections: [
+      { atMs: 0, node: 'n1', epoch: 1 },
+      { atMs: 20_000, node: 'n2', epoch: 2 },
+      ...(quietChange ? [{ atMs: 50_000, node: 'n1', epoch: 3 }] : []),
+    ],
+    disturbances: [{ fromMs: 15_000, toMs: 25_000, what: 'partition' }],
+    backoffs: [],
+    load: [],
+    settleMs: 5000,
+    fromMs: 1000,
+    toMs: 60_000,
+  });
+const CLEAN: RunOutcome = { journal: switchover().check(), zombies: 0, leftovers: 0, convergeMs: 3000, convergeBoundMs: 5000, leaders: leaders(false) };
 
 test('verdict: a clean run has no violation', () => {
   assert.deepEqual(violationsOf(CLEAN), []);
@@ -144,6 +160,7 @@ test('verdict: each fault of a run is reported', () => {
     [{ leftovers: 1 }, /^1 process\(es\) still running after every koinode stopped$/],
     [{ convergeMs: null }, /^no convergence within 5000ms of the final heal$/],
     [{ convergeMs: 5001 }, /^no convergence within 5000ms of the final heal$/],
+    [{ leaders: leaders(true) }, /^1 leader change\(s\) in quiet time, more than 5000ms after every fault, command and restart of the run and with no load warning from a koinode: n1 elected for epoch 3 at \S+ \(before: n2, epoch 2\), 25000ms after the run's last action ended$/],
   ];
   for (const [fault, expected] of cases) {
     const v = violationsOf({ ...CLEAN, ...fault });
