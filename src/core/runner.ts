@@ -67,6 +67,13 @@ export class Runner {
   private maintenance = false;
   /** When this runner learned maintenance was off (its frozen time counts as lease). */
   private maintenanceOffMs = -Infinity;
+  /**
+   * Maintenance arrived while this runner held the role past its lease (it
+   * was letting go): the leader that turned maintenance on did not count it
+   * as a holder, so it finishes letting go (failure sequence included) and
+   * only then stands still.
+   */
+  private maintenancePending = false;
   private adminStopped = false;
   private failed = false;
   private failcount = 0;
@@ -182,8 +189,10 @@ export class Runner {
         for (const s of this.services) if (s.state === 'started' || s.state === 'promoted') s.check ??= 'resume';
       }
       this.maintenance = false;
-    } else if (committed) {
-      this.maintenance = true;
+      this.maintenancePending = false;
+    } else if (committed && !this.maintenance) {
+      if (this.holding() && (this.urgent || !this.leaseValid(nowMs))) this.maintenancePending = true;
+      else this.maintenance = true;
     }
     this.adminStopped = state.stopped.includes(this.name);
     const token = state.recoverTokens[this.name] ?? 0;
@@ -268,6 +277,11 @@ export class Runner {
 
     const holding = this.holding();
     if (!holding) this.urgent = false;
+    if (this.maintenancePending && !holding) {
+      this.maintenancePending = false;
+      this.maintenance = true;
+      this.changes++;
+    }
     if (holding && !this.maintenance && !this.leaseValid(nowMs) && !this.urgent) {
       // Cut off from the leader (or revoked without reaching us): let go now.
       this.urgent = true;

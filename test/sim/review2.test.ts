@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { adminSync, assertNoViolations, cluster, leaderOf, masterOf, partition, promoteWhenReady, settled } from './kit';
 import type { World } from './world';
 import { KoiNode } from '../../src/core/node';
+import { Runner } from '../../src/core/runner';
 
 const debug = (w: World, tag: string) => {
   if (process.env.KOI_REVIEW_DEBUG === tag) console.log(w.trace.filter((l) => !l.includes('/status')).slice(-300).join('\n'));
@@ -212,4 +213,68 @@ test('W5 (held): a maintenance holder cut off across a leader change blocks prom
   partition(w, ['A'], ['B', 'C'], false);
   assert.ok(w.runUntilTrue(() => settled(w), 8000), 'one master again');
   assertNoViolations(w);
+});
+
+// ---------------------------------------------------------------------------
+// W6 (found by the 200 000-seed sweep, seeds 22367 and 137227). The master B
+// freezes; the leader revokes it and, after the timing bound, designates C.
+// Maintenance goes on while B is still frozen: the leader rightly does not
+// count B as a holder. B thaws: its lease is long gone, its demote is killed
+// at once (its time ran out during the freeze) and fails — but B had learned
+// of maintenance from the queued heartbeats, and maintenance stopped every
+// script, so its failure sequence (failed, stop) waited for maintenance off.
+// At maintenance off the leader grants C straight away: two masters. A runner
+// already letting go must finish letting go before maintenance holds it.
+// ---------------------------------------------------------------------------
+function thawIntoMaintenance(): World {
+  const w = cluster({
+    nodes: [
+      { name: 'A', priority: 4, runner: false },
+      { name: 'D', priority: 3, runner: false },
+      { name: 'B', priority: 2, elector: false },
+      { name: 'C', priority: 1, elector: false },
+    ],
+  });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000), 'settled');
+  if (masterOf(w) !== 'B') promoteWhenReady(w, 'B', 'A');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'B' && settled(w), 3000), 'B master');
+  w.freeze('B');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'C' && w.checker.holders().includes('C'), 6000), 'C master after B froze');
+  // C's machine goes down; maintenance goes on; C boots again: it stays
+  // designated (a maintenance holder until it answers), holding nothing.
+  w.crash('C');
+  assert.equal(adminSync(w, { kind: 'maintenance', on: true }, 'A'), 'ok');
+  w.runFor(300);
+  w.restart('C');
+  w.runFor(1500);
+  w.thaw('B');
+  w.runFor(1500);
+  assert.equal(adminSync(w, { kind: 'maintenance', on: false }, 'A'), 'ok');
+  w.runFor(3000);
+  debug(w, 'W6');
+  return w;
+}
+
+test('W6: a master that thaws into maintenance after its lease finishes letting go before maintenance holds it', () => {
+  const w = thawIntoMaintenance();
+  assertNoViolations(w);
+  assert.ok(w.runUntilTrue(() => settled(w), 5000), 'one master again');
+});
+
+test('W6, rule removed: a runner that enters maintenance while letting go is caught', () => {
+  const proto = Runner.prototype as unknown as { tick(this: Record<string, unknown>, ...a: unknown[]): void };
+  const tick = proto.tick;
+  proto.tick = function (this: Record<string, unknown>, ...a: unknown[]) {
+    if (this.maintenancePending === true) {
+      this.maintenancePending = false;
+      this.maintenance = true;
+    }
+    tick.apply(this, a);
+  };
+  try {
+    const w = thawIntoMaintenance();
+    assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), 'two masters without the rule');
+  } finally {
+    proto.tick = tick;
+  }
 });
