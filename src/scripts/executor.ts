@@ -1,9 +1,12 @@
 // Running service scripts: no shell in between, the service directory as
 // working directory, stdin closed, KOI_* variables, output logged line by line
 // and bounded in memory, each script in its own process group so a timeout
-// can stop it together with whatever it started.
+// can stop it together with whatever it started. Once a run has been
+// signalled (time limit, abandonment) it ends only when its whole group is
+// gone, so the SIGKILL after the grace reaches children that outlived or
+// ignored the SIGTERM that took their leader.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RunnerState, ScriptEvent, Signal } from '../core/types';
 import type { DiscoveredService } from './discovery';
@@ -43,7 +46,15 @@ interface Running {
   loggedBytes: number;
   droppedBytes: number;
   finished: boolean;
+  /** A signal went to the group: the run ends when the group is gone. */
+  signalled: boolean;
+  /** How the leader process ended, once it has. */
+  exit: { code: number | null; signal: NodeJS.Signals | null } | null;
+  groupPoll: NodeJS.Timeout | null;
 }
+
+/** How often a signalled run's process group is checked for survivors. */
+const GROUP_POLL_MS = 25;
 
 export function koiEnv(vars: {
   event: ScriptEvent;
@@ -106,7 +117,7 @@ export class Executor {
       queueMicrotask(() => this.opts.onDone(job, { exitCode: 127, signal: null, tail: [explain(e as NodeJS.ErrnoException, file, cwd)], durationMs: 0 }));
       return;
     }
-    const r: Running = { job, child, startedMs: started, tail: [], loggedBytes: 0, droppedBytes: 0, finished: false };
+    const r: Running = { job, child, startedMs: started, tail: [], loggedBytes: 0, droppedBytes: 0, finished: false, signalled: false, exit: null, groupPoll: null };
     this.runs.set(job.id, r);
     this.pipeLines(r, child.stdout!, 'stdout');
     this.pipeLines(r, child.stderr!, 'stderr');
@@ -117,20 +128,26 @@ export class Executor {
       this.finish(r, e.code === 'EACCES' ? 126 : 127, null);
     });
     child.once('exit', (code, signal) => {
+      r.exit = { code, signal };
+      if (r.signalled) {
+        this.finishWhenGroupGone(r);
+        return;
+      }
       // A background child may keep the pipes open: do not wait for them long.
-      const t = setTimeout(() => this.finish(r, code, signal), 200);
+      const t = setTimeout(() => this.finishUnlessSignalled(r), 200);
       t.unref();
       child.once('close', () => {
         clearTimeout(t);
-        this.finish(r, code, signal);
+        this.finishUnlessSignalled(r);
       });
     });
   }
 
-  /** Signal the script's whole process group. */
+  /** Signal the script's whole process group (its leader may have exited already). */
   signal(id: number, sig: Signal): void {
     const r = this.runs.get(id);
     if (r === undefined || r.child.pid === undefined) return;
+    r.signalled = true;
     try {
       process.kill(-r.child.pid, sig);
     } catch {
@@ -140,6 +157,25 @@ export class Executor {
         // already gone
       }
     }
+    if (r.exit !== null) this.finishWhenGroupGone(r);
+  }
+
+  private finishUnlessSignalled(r: Running): void {
+    if (r.signalled) this.finishWhenGroupGone(r);
+    else this.finish(r, r.exit!.code, r.exit!.signal);
+  }
+
+  /** End a signalled run once nothing of its process group is left. */
+  private finishWhenGroupGone(r: Running): void {
+    if (r.finished || r.groupPoll !== null) return;
+    const check = () => {
+      if (groupAlive(r.child.pid!)) return;
+      clearInterval(r.groupPoll!);
+      r.groupPoll = null;
+      this.finish(r, r.exit!.code, r.exit!.signal);
+    };
+    r.groupPoll = setInterval(check, GROUP_POLL_MS);
+    check();
   }
 
   /** SIGKILL every running script's process group (shutdown after a second signal). */
@@ -150,6 +186,7 @@ export class Executor {
   private finish(r: Running, exitCode: number | null, signal: NodeJS.Signals | null): void {
     if (r.finished) return;
     r.finished = true;
+    if (r.groupPoll !== null) clearInterval(r.groupPoll);
     this.runs.delete(r.job.id);
     r.child.stdout?.destroy();
     r.child.stderr?.destroy();
@@ -203,6 +240,37 @@ export class Executor {
     });
     stream.on('error', () => undefined);
   }
+}
+
+/**
+ * Whether any live process of group `pgid` is left. kill(-pgid, 0) also
+ * counts zombies, which wait for whoever adopted them (PID 1 may be slow to
+ * reap, or never): on Linux /proc tells the dead from the living.
+ */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d));
+  } catch {
+    return true;
+  }
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // After the command name in parentheses: state, ppid, pgrp, ...
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+  }
+  return false;
 }
 
 function explain(e: NodeJS.ErrnoException, file: string, cwd: string): string {

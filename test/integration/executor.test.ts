@@ -179,3 +179,59 @@ test('discovery: priorities, file services, ignored names, disabled, duplicates'
   assert.ok(d.problems.some((p) => p.includes('both service "db"')));
   rmSync(root, { recursive: true });
 });
+
+const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('a leader that dies on SIGTERM leaves a TERM-ignoring child: the run ends only after the SIGKILL took the child', async () => {
+  // The child keeps stdout open; the leader (plain sh) dies of the SIGTERM at once.
+  const { root, dir } = svcDir({
+    promote: `#!/bin/sh\nsh -c 'trap "" TERM; echo $$ > child.pid; exec sleep 300' &\nwait\n`,
+  });
+  const { ex, done } = run(dir, 'promote');
+  let ended = false;
+  void done.then(() => (ended = true));
+  await sleepMs(300);
+  const childPid = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
+  ex.signal(1, 'SIGTERM');
+  await sleepMs(600);
+  assert.ok(alive(childPid), 'the child ignored SIGTERM');
+  assert.equal(ended, false, 'the run is not over while its group lives');
+  assert.equal(ex.running, 1);
+  ex.signal(1, 'SIGKILL');
+  const r = await done;
+  assert.equal(r.signal, 'SIGTERM', 'the leader died of the SIGTERM');
+  assert.equal(alive(childPid), false, 'the child is gone when the run ends');
+  rmSync(root, { recursive: true });
+});
+
+test('a grandchild that ignores SIGTERM and holds no pipe is killed with the group after the grace', async () => {
+  const { root, dir } = svcDir({
+    demote: `#!/bin/sh\nsh -c 'sh -c "trap \\"\\" TERM; echo \\$\\$ > grandchild.pid; exec sleep 300" >/dev/null 2>&1 &' >/dev/null 2>&1\nsleep 300\n`,
+  });
+  const { ex, done } = run(dir, 'demote');
+  let ended = false;
+  void done.then(() => (ended = true));
+  await sleepMs(300);
+  const gcPid = Number(readFileSync(join(dir, 'grandchild.pid'), 'utf8'));
+  ex.signal(1, 'SIGTERM');
+  await sleepMs(400);
+  assert.ok(alive(gcPid));
+  assert.equal(ended, false);
+  ex.signal(1, 'SIGKILL');
+  await done;
+  assert.equal(alive(gcPid), false);
+  rmSync(root, { recursive: true });
+});
+
+test('a script that exits on its own keeps its background children (a start that launches a daemon)', async () => {
+  const { root, dir } = svcDir({
+    start: `#!/bin/sh\nsh -c 'echo $$ > daemon.pid; exec sleep 300' >/dev/null 2>&1 &\nexit 0\n`,
+  });
+  const r = await run(dir, 'start').done;
+  assert.equal(r.exitCode, 0);
+  await sleepMs(100);
+  const pid = Number(readFileSync(join(dir, 'daemon.pid'), 'utf8'));
+  assert.ok(alive(pid), 'the daemon outlives its start script');
+  process.kill(pid, 'SIGKILL');
+  rmSync(root, { recursive: true });
+});
