@@ -50,6 +50,12 @@ export interface NodeSetup {
   persisted: PersistedState | null;
   /** This node ran before and its saved state is gone (or the operator said --rejoin). */
   stateLost?: boolean;
+  /**
+   * Services whose scripts an earlier koinode left running while it may have
+   * held the master role (the edge killed them before this core began):
+   * each counts as promoted until its status says stopped or a demote ran.
+   */
+  interrupted?: string[];
 }
 
 interface Campaign {
@@ -205,7 +211,7 @@ export class KoiNode {
       });
     }
     this.runner = self.runner
-      ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++, setup.nowMs, this.state.maintenance)
+      ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++, setup.nowMs, this.state.maintenance, setup.interrupted)
       : null;
     // Peers not heard from yet may be electors: count them, as the default quorum does.
     const electors = this.possibleElectors();

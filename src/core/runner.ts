@@ -16,7 +16,7 @@ import type {
   ServiceDef,
   SignalRequest,
 } from './types';
-import { assertNever } from './types';
+import { assertNever, STATUS_MASTER, STATUS_STOPPED } from './types';
 import type { ServiceRt, ServiceTarget } from './services';
 import { allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, serviceReport } from './services';
 
@@ -95,9 +95,13 @@ export class Runner {
     private readonly allocRunId: () => number,
     bootMs: number,
     maintenance: boolean,
+    interrupted: readonly string[] = [],
   ) {
     // Services may still run from an earlier koinode: ask each one first.
-    this.services = defs.map((d) => newService(d, 'boot'));
+    // Those whose scripts it left running while it may have held the role
+    // (killed by this koinode's edge before we got here) count as promoted
+    // unless their status says they are stopped.
+    this.services = defs.map((d) => newService(d, interrupted.includes(d.name) ? 'interrupted' : 'boot'));
     // Anything found promoted at boot must be let go within demote_timeout.
     this.leaseUntilMs = bootMs;
     this.maintenance = maintenance;
@@ -123,7 +127,7 @@ export class Runner {
 
   /** Services whose state is unknown until their boot status has run. */
   private unreconciled(): boolean {
-    return this.services.some((s) => s.check === 'boot');
+    return this.services.some((s) => s.check === 'boot' || s.check === 'interrupted');
   }
 
   holding(): boolean {
@@ -400,11 +404,15 @@ export class Runner {
     for (const s of dueStatus(this.services, nowMs)) this.startRun(nowMs, s, 'status', false, out);
   }
 
-  /** What a missing script means: success, except that an unasked service at boot is taken as stopped. */
+  /**
+   * What a missing script means: success, except at boot: an unasked
+   * service is taken as stopped, or as master if an earlier koinode was
+   * interrupted while it may have held the role (its demote must run).
+   */
   private finishMissing(nowMs: number, s: ServiceRt, event: ScriptEvent, out: RunnerOutput): void {
     const runId = this.allocRunId();
     beginScript(s, event, runId);
-    const code = event === 'status' && s.check === 'boot' ? 92 : 0;
+    const code = event !== 'status' ? 0 : s.check === 'boot' ? STATUS_STOPPED : s.check === 'interrupted' ? STATUS_MASTER : 0;
     this.applyEnd(nowMs, s, event, code, null, [], 0, out);
   }
 

@@ -9,8 +9,12 @@ export type ServiceTarget = 'stopped' | 'started' | 'promoted';
 /** Where a failed service is in its failure sequence (`failed`, then `stop`). */
 type FailurePath = 'none' | 'run-failed' | 'run-stop';
 
-/** Why a status must run before anything else: koinode just started, or maintenance ended. */
-export type CheckReason = 'boot' | 'resume';
+/**
+ * Why a status must run before anything else: koinode just started, it
+ * started after an earlier koinode died while this service's scripts ran
+ * with the role possibly held ('interrupted'), or maintenance ended.
+ */
+export type CheckReason = 'boot' | 'interrupted' | 'resume';
 
 export interface ServiceRt {
   def: ServiceDef;
@@ -243,13 +247,28 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
  * slave", 92 "stopped", 93 "live but not promotable". The corrective action
  * follows from planning (a stopped service is started again, a master on a
  * runner that should not be one is demoted). At boot, a failing status just
- * means the service is not running.
+ * means the service is not running. After an interrupted promote or demote
+ * (or any script run while the role may have been held) only an explicit
+ * "stopped" is believed: anything else is taken as master, so a demote
+ * runs before the runner can report itself free.
  */
 function finishStatus(s: ServiceRt, exitCode: number | null, signal: string | null): boolean {
-  const boot = s.check === 'boot';
+  const reason = s.check;
   s.check = null;
   const code = signal === null ? exitCode : null;
   if (code !== STATUS_NOT_PROMOTABLE) s.notPromotable = false;
+  if (reason === 'interrupted') {
+    if (code === STATUS_NOT_PROMOTABLE) s.notPromotable = true;
+    if (code === STATUS_STOPPED) {
+      s.state = 'stopped';
+      s.holding = false;
+    } else {
+      s.state = 'promoted';
+      s.holding = true;
+    }
+    return false;
+  }
+  const boot = reason === 'boot';
   switch (code) {
     case 0:
       if (boot) s.state = 'started';

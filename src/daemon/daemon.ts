@@ -21,6 +21,7 @@ import { discoverServices, isDisabled, type DiscoveredService } from '../scripts
 import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
 import { RateLimiter, type Log } from '../observe/logger';
 import { StateStore } from './state-store';
+import { RunJournal } from './run-journal';
 import { applyReady } from './effects';
 import { HandlerDispatcher } from '../handlers/dispatcher';
 import { diffViews, type ClusterView } from '../handlers/events';
@@ -88,6 +89,8 @@ export class Daemon {
   private readonly server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.http2.min_ping_interval_without_data_ms': 1000 });
   private readonly executor: Executor;
   private readonly store: StateStore;
+  private readonly journal: RunJournal;
+  private readonly incarnation = randomInt(1, 2 ** 31 - 1);
   private readonly auth: Authenticator;
   private readonly services = new Map<string, DiscoveredService>();
   private readonly disabledSeen = new Map<string, boolean>();
@@ -125,6 +128,15 @@ export class Daemon {
     const stateLost = opts.rejoin === true || (persisted === null && this.store.ranBefore());
     if (persisted === null && !stateLost) this.log.info('state', `first start: no saved state in ${c.node.stateDir} (if this machine ran koinode before and lost its disk, start it once with --rejoin)`);
     this.store.markRan();
+    this.journal = new RunJournal(c.node.stateDir, (msg) => this.log.error('scripts', msg));
+    // Before anything runs: scripts a killed koinode left behind die first,
+    // and services they may have left promoted are demoted before this
+    // runner can report itself free.
+    const left = this.journal.reapLeftovers((waitedMs, groups) =>
+      this.log.error('scripts', `leftover scripts of an earlier koinode still alive after SIGKILL (process groups ${groups.join(', ')}, ${Math.round(waitedMs / 1000)}s): waiting for them before starting — check for processes stuck in the D state`),
+    );
+    for (const k of left.killed) this.log.warn('scripts', `killed a script left running by an earlier koinode: ${k}`);
+    if (left.interrupted.length > 0) this.log.warn('scripts', `interrupted while the master role may have been held: ${left.interrupted.join(', ')} — each counts as promoted (and is demoted) unless its status says stopped`);
     if (c.node.runner) {
       const d = discoverServices(c.service.folder);
       for (const w of d.warnings) this.log.warn('services', w);
@@ -145,10 +157,11 @@ export class Daemon {
       peers,
       params: coreParams(c),
       services: [...this.services.values()].map((s) => s.def),
-      incarnation: randomInt(1, 2 ** 31 - 1),
+      incarnation: this.incarnation,
       nowMs: monotonicMs(),
       persisted,
       stateLost,
+      interrupted: left.interrupted,
     });
     this.auth = new Authenticator(c.cluster.secret, c.cluster.id, c.node.name);
     this.executor = new Executor({
@@ -336,12 +349,14 @@ export class Daemon {
     this.jobs.set(run.runId, { service: run.service, event: run.event });
     // Routine status checks go to debug: they run every status_interval.
     this.log[run.event === 'status' ? 'debug' : 'info']('scripts', `${run.service}/${run.event}${run.urgent ? ' (lease expired: all at once)' : ''}`, { service: run.service, event: run.event });
+    const token = this.journal.begin(run.runId, this.incarnation, run.service, run.event, run.vars.isPromoted);
     this.executor.start({
       id: run.runId,
       service: svc,
       event: run.event,
-      env: koiEnv({ ...run.vars, event: run.event, service: run.service, node: this.config.node.name }),
+      env: { ...koiEnv({ ...run.vars, event: run.event, service: run.service, node: this.config.node.name }), KOI_RUN: token },
     });
+    this.journal.spawned(run.runId, this.executor.pidOf(run.runId));
   }
 
   private scriptLine(job: ScriptJob, line: string, stream: 'stdout' | 'stderr'): void {
@@ -350,6 +365,7 @@ export class Daemon {
 
   private scriptDone(job: ScriptJob, r: { exitCode: number | null; signal: string | null; tail: string[]; durationMs: number }): void {
     this.jobs.delete(job.id);
+    this.journal.end(job.id);
     const ok = r.exitCode === 0 && r.signal === null;
     const m = this.counters.scripts.get(job.event) ?? { count: 0, seconds: 0 };
     m.count++;

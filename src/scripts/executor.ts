@@ -98,6 +98,11 @@ export class Executor {
     return [...this.runs.values()].map((r) => r.child.pid).filter((p): p is number => p !== undefined);
   }
 
+  /** The process id (and process group) of a running script. */
+  pidOf(id: number): number | undefined {
+    return this.runs.get(id)?.child.pid;
+  }
+
   start(job: ScriptJob): void {
     const svc = job.service;
     const file = job.command?.file ?? (svc.single ? svc.path : join(svc.path, job.event));
