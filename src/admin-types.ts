@@ -48,6 +48,8 @@ export interface NodeJson {
   timings: { masterLeaseMs: number; demoteTimeoutMs: number } | null;
   /** The leader's last measured heartbeat round trip to this node (null: not the leader's view, or none yet). */
   rttMs: number | null;
+  /** A runner's watchdog: off, ready (armed when it promotes), armed, unavailable (required but not usable); null: not a runner or not heard. */
+  watchdog: 'off' | 'ready' | 'armed' | 'unavailable' | null;
 }
 
 export interface StatusJson {

@@ -20,6 +20,9 @@ export interface KoiConfig {
     stateDir: string;
     /** `HOST:PORT` of the metrics and status page, or null. */
     metrics: string | null;
+    /** Self-fencing with a watchdog device (docs/OPERATIONS.md, "Fencing and watchdogs"). */
+    watchdog: 'off' | 'auto' | 'required';
+    watchdogDevice: string;
   };
   cluster: {
     id: number;
@@ -70,6 +73,8 @@ export function defaultConfig(): KoiConfig {
       bind: '0.0.0.0',
       stateDir: '/var/lib/koi',
       metrics: null,
+      watchdog: 'auto',
+      watchdogDevice: '/dev/watchdog',
     },
     cluster: {
       id: DEFAULT_CLUSTER_ID,

@@ -63,6 +63,12 @@ const KEYS: Record<string, Record<string, Setter>> = {
         c.node.metrics = v;
       }
     },
+    watchdog: (c, raw) => {
+      const v = raw.trim().toLowerCase();
+      if (v !== 'off' && v !== 'auto' && v !== 'required') throw new Error(`"${raw}" is not a watchdog mode — write off, auto or required`);
+      c.node.watchdog = v;
+    },
+    watchdog_device: path((c, p) => (c.node.watchdogDevice = p)),
   },
   cluster: {
     id: (c, raw) => (c.cluster.id = parseInteger(raw, 0, 2 ** 31 - 1)),

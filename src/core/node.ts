@@ -259,6 +259,10 @@ export class KoiNode {
         this.runner?.shutDown();
         this.runnerTick();
         break;
+      case 'watchdog':
+        this.runner?.setWatchdog(input.state);
+        this.runnerTick();
+        break;
       case 'loop-stalled':
         if (this.runner?.loopStalled(this.nowMs, input.stalledMs) === true) {
           this.out.events.push({ kind: 'warning', text: `event loop stalled for ${Math.round(input.stalledMs)}ms with less lease than that left: letting go of the master role now` });

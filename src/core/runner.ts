@@ -15,6 +15,8 @@ import type {
   ScriptEvent,
   ServiceDef,
   SignalRequest,
+  WatchdogDemand,
+  WatchdogState,
 } from './types';
 import { assertNever, STATUS_MASTER, STATUS_STOPPED } from './types';
 import type { ServiceRt, ServiceTarget } from './services';
@@ -44,6 +46,19 @@ export interface LeaderView {
   master: NodeName | null;
   masterEpoch: number;
   grant: LeaseGrant | null;
+}
+
+/**
+ * The watchdog timeout for these timings: half of lease + demote_timeout −
+ * margin, in whole `stepMs` (devices take whole seconds). Any timeout is
+ * safe (keepalives stop in time, see watchdogDemand); half leaves a renewed
+ * lease room to allow a keepalive even when the grant's clock reading is a
+ * few heartbeats old, and tolerates loop pauses of that much. Null when not
+ * even one step fits: a watchdog cannot be used with these timings.
+ */
+export function watchdogTimeoutMs(p: Pick<CoreParams, 'masterLeaseMs' | 'demoteTimeoutMs' | 'safetyMarginMs'>, stepMs = 1000): number | null {
+  const ms = Math.floor((p.masterLeaseMs + p.demoteTimeoutMs - p.safetyMarginMs) / 2 / stepMs) * stepMs;
+  return ms >= stepMs ? ms : null;
 }
 
 /** The automatic recovery wait doubles per failure up to this (docs/SERVICES.md). */
@@ -119,6 +134,34 @@ export class Runner {
     return this.runs.size === 0 && allSettledDown(this.services);
   }
 
+  private watchdog: WatchdogState = 'off';
+  /** A grant reached this process (not just an earlier koinode of this node). */
+  private grantedThisLife = false;
+
+  setWatchdog(state: WatchdogState): void {
+    if (state !== this.watchdog) this.changes++;
+    this.watchdog = state;
+  }
+
+  /**
+   * What the watchdog needs now, for a device that resets the machine
+   * `timeoutMs` after its last keepalive. A keepalive at `nowMs` is safe
+   * only if that reset would still come before the hold deadline less the
+   * safety margin, the instant from which a leader may free the role by
+   * timing: past that, the edge stops feeding, and only letting go in time
+   * (then 'disarm') spares the machine. In maintenance no leader frees the
+   * role by timing, so a healthy loop keeps feeding.
+   */
+  watchdogDemand(nowMs: number, timeoutMs: number): WatchdogDemand {
+    if (!this.holding() && !this.unreconciled() && !this.wantsRole(nowMs)) return 'disarm';
+    if (this.maintenance) return 'feed';
+    // Holding inherited from an earlier koinode (found at boot) runs on that
+    // one's grants, which this process does not know: a watchdog it left
+    // armed must fire by their bound unless the demote finishes first.
+    if (!this.grantedThisLife) return 'starve';
+    return nowMs + timeoutMs <= this.holdDeadlineMs() - this.params.safetyMarginMs ? 'feed' : 'starve';
+  }
+
   setDisabled(service: string, disabled: boolean): void {
     const s = this.services.find((x) => x.def.name === service);
     if (s !== undefined) s.disabled = disabled;
@@ -175,6 +218,7 @@ export class Runner {
       this.grantDemoteMs = Math.min(this.grantDemoteMs, hb.grant.demoteMs ?? Infinity);
       this.leaseUntilMs = Math.max(this.leaseUntilMs, hb.grant.echoMs + leaseMs);
       this.grantSeq = hb.seq;
+      this.grantedThisLife = true;
     }
     this.applyState(nowMs, state, committed);
   }
@@ -247,8 +291,16 @@ export class Runner {
   private target(nowMs: number): ServiceTarget {
     if (this.failed || this.adminStopped || this.shuttingDown) return 'stopped';
     if (this.urgent) return 'started';
-    if (this.designated && this.leaseValid(nowMs) && (this.holding() || this.mayStartHolding())) return 'promoted';
+    // A usable watchdog is armed before the first promote (the edge arms it
+    // when watchdogDemand asks, and says so).
+    if (this.wantsRole(nowMs) && (this.holding() || (this.watchdog !== 'ready' && this.watchdog !== 'unavailable'))) return 'promoted';
     return 'started';
+  }
+
+  /** Designated, leased, and allowed to (keep) hold(ing) the role. */
+  private wantsRole(nowMs: number): boolean {
+    if (this.failed || this.adminStopped || this.shuttingDown || this.urgent) return false;
+    return this.designated && this.leaseValid(nowMs) && (this.holding() || this.mayStartHolding());
   }
 
   private timeoutFor(event: ScriptEvent): number {
@@ -521,7 +573,9 @@ export class Runner {
         !this.unreconciled() &&
         allStarted(this.services) &&
         !this.services.some((s) => s.notPromotable) &&
+        this.watchdog !== 'unavailable' &&
         !this.urgent,
+      watchdog: this.watchdog,
       disabled,
       failed: this.failed,
       failcount: this.failcount,

@@ -149,8 +149,26 @@ export interface ServiceReport {
 }
 
 /** What a runner tells the leader in every heartbeat reply. */
+/**
+ * A runner's watchdog as its edge reports it: none in use ('off'), a device
+ * that can be armed ('ready'), armed now ('armed'), or required by the
+ * configuration and not usable ('unavailable': the runner is not promotable).
+ */
+export type WatchdogState = 'off' | 'ready' | 'armed' | 'unavailable';
+
+/**
+ * What the watchdog needs from the edge now: closed with the magic character
+ * ('disarm': nothing is or may be held), armed and fed ('feed'), or armed and
+ * left unfed ('starve': the hold bound is near, so if this runner cannot
+ * finish letting go by itself the machine resets before any leader frees
+ * the role by timing).
+ */
+export type WatchdogDemand = 'disarm' | 'feed' | 'starve';
+
 export interface RunnerReport {
   state: RunnerState;
+  /** Its watchdog (absent from older nodes: 'off'). */
+  watchdog?: WatchdogState;
   /** From the start of a promote until the end of the demote. */
   holding: boolean;
   promotable: boolean;
@@ -349,6 +367,8 @@ export type Input =
    * allows: deadlines may have been met late, so a holder lets go now.
    */
   | { kind: 'loop-stalled'; stalledMs: number }
+  /** The edge's watchdog changed (found usable, armed, disarmed, lost). */
+  | { kind: 'watchdog'; state: WatchdogState }
   | { kind: 'admin'; requestId: number; command: AdminCommand };
 
 /** Things worth logging, counting and turning into handler events. */

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { KoiNode } from '../core/node';
 import type { AdminCommand, AdminReply, CoreEvent, CoreParams, PeerInfo, RunRequest } from '../core/types';
+import { assertNever } from '../core/types';
 import type { KoiConfig } from '../config/config';
 import { formatHostPort } from '../config/values';
 import { loadConfig, type ConfigFlags } from '../config/load';
@@ -22,6 +23,8 @@ import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
 import { RateLimiter, type Log } from '../observe/logger';
 import { StateStore } from './state-store';
 import { RunJournal } from './run-journal';
+import { Watchdog } from './watchdog';
+import { watchdogTimeoutMs } from '../core/runner';
 import { applyReady } from './effects';
 import { HandlerDispatcher } from '../handlers/dispatcher';
 import { diffViews, type ClusterView } from '../handlers/events';
@@ -90,6 +93,7 @@ export class Daemon {
   private readonly executor: Executor;
   private readonly store: StateStore;
   private readonly journal: RunJournal;
+  private readonly watchdog: Watchdog;
   private readonly incarnation = randomInt(1, 2 ** 31 - 1);
   private readonly auth: Authenticator;
   private readonly services = new Map<string, DiscoveredService>();
@@ -163,6 +167,12 @@ export class Daemon {
       stateLost,
       interrupted: left.interrupted,
     });
+    this.watchdog = new Watchdog(c.node.runner ? c.node.watchdog : 'off', c.node.watchdogDevice, watchdogTimeoutMs(cp), {
+      info: (m) => this.log.info('watchdog', m),
+      warn: (m) => this.log.warn('watchdog', m),
+      error: (m) => this.log.error('watchdog', m),
+    });
+    this.core.step({ kind: 'watchdog', state: this.watchdog.probe() }, monotonicMs());
     this.auth = new Authenticator(c.cluster.secret, c.cluster.id, c.node.name);
     this.executor = new Executor({
       onLine: (job, line, stream) => this.scriptLine(job, line, stream),
@@ -226,6 +236,9 @@ export class Daemon {
   }
 
   close(): void {
+    // Disarmed only when nothing is held: a koinode that exits while it may
+    // still hold the role leaves the watchdog to reset the machine in time.
+    if (this.watchdog.armed && this.core.runner !== null && !this.core.runner.holding()) this.watchdog.disarm();
     if (this.timer !== null) clearInterval(this.timer);
     if (this.disabledTimer !== null) clearInterval(this.disabledTimer);
     this.timer = null;
@@ -249,6 +262,9 @@ export class Daemon {
     if (lateMs > STALL_LIMIT_MS) this.core.step({ kind: 'loop-stalled', stalledMs: lateMs }, now);
     this.core.tick(now);
     this.flush();
+    // After the lease check: the only place a keepalive is sent from.
+    this.watchdogStep(now);
+    this.systemdWatchdog(now);
     if (this.stopping !== null) this.checkStopped();
     if (++this.ticks % 5 === 0) this.handlerEvents();
   }
@@ -284,6 +300,36 @@ export class Daemon {
     if (events.length === 0) return;
     for (const e of events) this.publish({ node: this.config.node.name, kind: `handler:${e.kind}`, about: e.node });
     this.handlers.push(events, view);
+  }
+
+  /** Arm, feed, starve or disarm the watchdog as the core asks. */
+  private watchdogStep(now: number): void {
+    const runner = this.core.runner;
+    const t = this.watchdog.timeoutMs;
+    if (runner === null || this.watchdog.mode === 'off' || t === null || this.watchdog.unusableBecause !== null) return;
+    const demand = runner.watchdogDemand(now, t);
+    switch (demand) {
+      case 'feed':
+        if (!this.watchdog.armed) {
+          if (!this.watchdog.arm()) {
+            this.step({ kind: 'watchdog', state: this.watchdog.mode === 'required' ? 'unavailable' : 'off' });
+            return;
+          }
+          this.step({ kind: 'watchdog', state: 'armed' });
+        }
+        if (!this.watchdog.feed()) this.step({ kind: 'watchdog', state: this.watchdog.mode === 'required' ? 'unavailable' : 'off' });
+        return;
+      case 'starve':
+        return;
+      case 'disarm':
+        if (this.watchdog.armed) {
+          this.watchdog.disarm();
+          this.step({ kind: 'watchdog', state: 'ready' });
+        }
+        return;
+      default:
+        assertNever(demand);
+    }
   }
 
   private step(input: Parameters<KoiNode['step']>[0]): void {
@@ -688,11 +734,39 @@ export class Daemon {
     return Promise.resolve({ ok: true, code: 'ok', data: { reloaded: next.file, needRestart: fixed } });
   }
 
+  /** systemd's WatchdogSec: half its interval between WATCHDOG=1 (0: not asked). */
+  private readonly sdWatchdogMs = systemdWatchdogIntervalMs();
+  private sdWatchdogLastMs = -Infinity;
+  private sdWatchdogFailed = false;
+
+  /**
+   * Tell systemd the loop is alive, so a hung koinode is restarted (its
+   * successor kills what it left running: run-journal.ts).
+   */
+  private systemdWatchdog(now: number): void {
+    if (this.sdWatchdogMs === 0 || now - this.sdWatchdogLastMs < this.sdWatchdogMs) return;
+    this.sdWatchdogLastMs = now;
+    const child = spawn('systemd-notify', [`--pid=${process.pid}`, 'WATCHDOG=1'], { stdio: 'ignore' });
+    child.on('error', (e) => {
+      if (!this.sdWatchdogFailed) this.log.warn('daemon', `systemd-notify WATCHDOG=1 failed: ${e.message} — systemd will restart koinode when WatchdogSec passes`);
+      this.sdWatchdogFailed = true;
+    });
+  }
+
   private notifyReady(): void {
     if (process.env.NOTIFY_SOCKET === undefined) return;
     const child = spawn('systemd-notify', ['--ready', `--pid=${process.pid}`], { stdio: 'ignore' });
     child.on('error', (e) => this.log.warn('daemon', `systemd-notify failed: ${e.message}`));
   }
+}
+
+/** Half of systemd's WATCHDOG_USEC when it is meant for this process, else 0. */
+function systemdWatchdogIntervalMs(): number {
+  const usec = Number(process.env.WATCHDOG_USEC ?? '');
+  const pid = process.env.WATCHDOG_PID;
+  if (process.env.NOTIFY_SOCKET === undefined || !Number.isFinite(usec) || usec <= 0) return 0;
+  if (pid !== undefined && pid !== '' && Number(pid) !== process.pid) return 0;
+  return Math.max(TICK_MS, usec / 1000 / 2);
 }
 
 function replyToResponse(r: AdminReply): AdminResponse {

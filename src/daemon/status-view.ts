@@ -70,6 +70,7 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
           ? { masterLeaseMs: peer.masterLeaseMs, demoteTimeoutMs: peer.demoteTimeoutMs }
           : null,
       rttMs: self || v?.rttMs == null ? null : Math.round(v.rttMs),
+      watchdog: peer.runner && report !== null ? (report.watchdog ?? 'off') : null,
     });
   }
   return {

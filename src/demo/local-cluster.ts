@@ -117,6 +117,9 @@ export async function writeCluster(o: ClusterOptions): Promise<LocalNode[]> {
         priority: String(spec.priority ?? 0),
         elector: String(spec.elector ?? true),
         runner: String(spec.runner ?? true),
+        // Many koinodes on one machine: never the machine's own watchdog
+        // (a test that kills koinode would reset it). Tests give a stand-in.
+        watchdog: 'off',
       },
       cluster: { secret: o.secret, transport, handlers: join(n.dir, 'handlers') },
       service: { folder: n.services },

@@ -32,7 +32,7 @@ export class TestCluster {
 
   static async start(
     specs: NodeSpec[] = [{ name: 'n1', priority: 3 }, { name: 'n2', priority: 2 }, { name: 'n3', priority: 1 }],
-    opts: { services?: string[]; extra?: Record<string, Record<string, string>>; start?: boolean } = {},
+    opts: { services?: string[]; extra?: Record<string, Record<string, string>>; extraFor?: (node: string, root: string) => Record<string, Record<string, string>>; start?: boolean } = {},
   ): Promise<TestCluster> {
     const root = mkdtempSync(join(tmpdir(), 'koi-it-'));
     const services = opts.services ?? ['10-db'];
@@ -58,6 +58,7 @@ export class TestCluster {
         }
       },
       extra: { ...FAST, ...opts.extra, time: { ...FAST.time, ...opts.extra?.time }, service: { ...FAST.service, ...opts.extra?.service } },
+      extraFor: opts.extraFor === undefined ? undefined : (node) => opts.extraFor!(node, root),
     });
     const c = new TestCluster(root, nodes);
     writeFileSync(c.journal, '');

@@ -83,6 +83,41 @@ test('koinode tells systemd it is ready (Type=notify) once it listens', async (t
   }
 });
 
+test('koinode sends WATCHDOG=1 from its loop at half of WatchdogSec, and none while it is frozen', async (t) => {
+  if (spawnSync('systemd-notify', ['--help']).status !== 0 || spawnSync('python3', ['-c', '0']).status !== 0) {
+    t.skip('systemd-notify or python3 missing (.ci/run installs systemd and python3)');
+    return;
+  }
+  const c = await TestCluster.start([{ name: 'n1' }], { start: false });
+  const sock = join(c.root, 'notify.sock');
+  // A stand-in for systemd that stamps every datagram with its arrival time.
+  const py = `import socket,time\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(${JSON.stringify(sock)})\nprint('bound',flush=True)\nwhile True:\n  d=s.recv(4096).decode().replace('\\n',' ')\n  print(int(time.time()*1000),d,flush=True)`;
+  const listener = spawn('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let got = '';
+  listener.stdout.on('data', (d: Buffer) => (got += d.toString()));
+  const pings = () => got.split('\n').filter((l) => l.includes('WATCHDOG=1')).map((l) => Number(l.split(' ')[0]));
+  try {
+    const end = Date.now() + 5000;
+    while (!got.includes('bound') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const p = startNode(c.node('n1'), { NOTIFY_SOCKET: sock, WATCHDOG_USEC: '1000000' });
+    const end2 = Date.now() + 20_000;
+    while (pings().length < 4 && Date.now() < end2) await new Promise((r) => setTimeout(r, 50));
+    const before = pings();
+    assert.ok(before.length >= 4, `pings: ${got}`);
+    const gaps = before.slice(1).map((x, i) => x - before[i]!);
+    assert.ok(gaps.every((g) => g >= 400 && g <= 1000), `gaps between pings (ms): ${gaps.join(', ')}`);
+    p.kill('SIGSTOP');
+    const stoppedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 2000));
+    const during = pings().filter((x) => x > stoppedAt + 100);
+    p.kill('SIGCONT');
+    assert.deepEqual(during, [], 'pings while the loop was frozen');
+  } finally {
+    listener.kill();
+    await c.stop();
+  }
+});
+
 test('npm pack, installed globally into a prefix, gives working koi and koinode commands', async () => {
   const d = tempDir('koi-pack-');
   const out = execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', d, '--silent'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop()!;

@@ -64,7 +64,11 @@ function runJob(job: Job): JobResult {
         add(res.live, `${key}|no master ms`, l.noMasterMs);
       }
     }
-    for (const [k, n] of Object.entries(r.excused)) add(res.excused, k, n);
+    for (const [k, n] of Object.entries(r.excused)) add(res.excused, r.watchdogMs > 0 ? `${k} (watchdogs)` : k, n);
+    if (r.watchdogMs > 0) {
+      add(res.excused, 'watchdog seeds');
+      add(res.excused, 'watchdog resets', r.watchdogResets);
+    }
     const shape = `${r.shapeClass}${r.fence ? '+fence' : ''}`;
     add(res.shapes, shape);
     if (r.violations.length > 0) add(res.badShapes, shape);
@@ -189,6 +193,11 @@ async function main(): Promise<void> {
   const faultKeys = Object.keys(total.faults).filter((k) => k !== 'none').sort();
   process.stdout.write(table('faults per class:', faultKeys, total.faults, total.faultSeeds, 'seeds'));
   process.stdout.write(table('overlaps excused, by cause:', ['frozen-no-fence', 'frozen-fence-failed', 'stop-failed'], total.excused));
+  const ex = (k: string) => total.excused[k] ?? 0;
+  process.stdout.write(
+    `seeds with a watchdog on every runner: ${ex('watchdog seeds')}, machines reset by one: ${ex('watchdog resets')}, ` +
+      `overlaps excused in them: ${ex('frozen-no-fence (watchdogs)') + ex('frozen-fence-failed (watchdogs)')} frozen, ${ex('stop-failed (watchdogs)')} stop-failed\n`,
+  );
   process.stdout.write(`seeds left without a leader because electors that lost their state leave no quorum (operator's turn): ${total.excused['stuck: quorum lost its state'] ?? 0}\n`);
   process.stdout.write(livenessTable(total.live, total.plainFlapSeeds));
   process.stdout.write(`seeds: ${seeds}, violations: ${violations} (${secs}s, ${jobs} jobs)\n`);

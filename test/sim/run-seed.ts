@@ -3,6 +3,15 @@ import type { CoreParams, NodeName, PeerInfo, ScriptEvent, ServiceDef } from '..
 import { Rng } from './rng';
 import { findFlaps, flapWindowMs, LivenessJudge, type Disturbance, type Violation } from './checker';
 import { World } from './world';
+import { watchdogTimeoutMs } from '../../src/core/runner';
+
+/** Give every runner of a watchdog shape its device, with the timeout koinode would set. */
+function armWatchdogs(w: World, shape: Shape, p: CoreParams): number {
+  const t = shape.watchdog ? watchdogTimeoutMs(p, 100) : null;
+  if (t === null) return 0;
+  for (const x of shape.peers) if (x.runner) w.setWatchdog(x.name, t);
+  return t;
+}
 
 export function simParams(over: Partial<CoreParams> = {}): CoreParams {
   return {
@@ -37,6 +46,8 @@ export interface Shape {
   peers: PeerInfo[];
   services: ServiceDef[];
   params: CoreParams;
+  /** Every runner's machine has a watchdog (koinode's rule for the timeout, in tenths of a second). */
+  watchdog: boolean;
 }
 
 /** Kinds of cluster the sweep draws, so that none of them is rare. */
@@ -89,7 +100,9 @@ export function drawShape(rng: Rng, forced?: ShapeClass): Shape & { shapeClass: 
   const electors = peers.filter((p) => p.elector).length;
   // Sometimes more than a majority is required (never more electors than there are).
   params.quorum = Math.min(electors, majority(peers) + (rng.chance(0.2) ? 1 : 0));
-  return { peers, services, params, shapeClass };
+  // Drawn last, so every other draw of a seed stays what it was.
+  const watchdog = rng.chance(0.4) && watchdogTimeoutMs(params, 100) !== null;
+  return { peers, services, params, shapeClass, watchdog };
 }
 
 export interface SeedResult {
@@ -105,6 +118,9 @@ export interface SeedResult {
   shape: string;
   shapeClass: ShapeClass;
   fence: boolean;
+  /** The runners' watchdog timeout (0: no watchdogs), and how many machines it reset. */
+  watchdogMs: number;
+  watchdogResets: number;
   /** Not converged because electors without their saved state leave no quorum (operator's turn). */
   stateLostStuck: boolean;
   /** What the liveness class of this seed kept broken and found (null: an ordinary seed). */
@@ -191,6 +207,7 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
     .join(' ');
   if (live === 'slow-network') return runSlowSeed(seed, shape, opts, replayArgs);
   const w = new World({ seed, peers: shape.peers, params: shape.params, services: shape.services });
+  const watchdogMs = armWatchdogs(w, shape, shape.params);
   const rng = new Rng(seed * 104729 + 3);
   // Every node's clock runs at its own rate, within the documented bound.
   for (const p of shape.peers) w.setClockRate(p.name, 1 + (rng.next() - 0.5) * CLOCK_DRIFT);
@@ -282,6 +299,8 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
     shape: describeShape(shape),
     shapeClass: shape.shapeClass,
     fence: shape.params.fenceConfigured,
+    watchdogMs,
+    watchdogResets: w.watchdogResets,
     stateLostStuck,
     liveness,
     flaps: flaps.length,
@@ -315,7 +334,7 @@ function describeFlaps(flaps: { atMs: number; what: string; lastChange: { atMs: 
 
 /** The single fully promoted holder, named master by an up leader: a working master. */
 export function masterPromoted(w: World): boolean {
-  const hs = w.checker.holders();
+  const hs = w.checker.holders(w.nowMs);
   if (hs.length !== 1) return false;
   const m = hs[0]!;
   if (!w.isUp(m) || !w.checker.fullyPromoted(m)) return false;
@@ -612,6 +631,7 @@ function runSlowSeed(seed: number, shape: Shape & { shapeClass: ShapeClass }, op
     takeoverSettleMs: 4 * t.leaderTimeoutMs,
   };
   const w = new World({ seed, peers: shape.peers, params: p, services: shape.services });
+  const watchdogMs = armWatchdogs(w, shape, p);
   const rng = new Rng(seed * 104729 + 3);
   for (const x of shape.peers) w.setClockRate(x.name, 1 + (rng.next() - 0.5) * CLOCK_DRIFT);
   for (const a of shape.peers) {
@@ -649,6 +669,8 @@ function runSlowSeed(seed: number, shape: Shape & { shapeClass: ShapeClass }, op
     shape: describeShape(shape),
     shapeClass: shape.shapeClass,
     fence: p.fenceConfigured,
+    watchdogMs,
+    watchdogResets: w.watchdogResets,
     stateLostStuck: false,
     liveness: {
       cls: 'slow-network',
@@ -674,7 +696,7 @@ function runSlowSeed(seed: number, shape: Shape & { shapeClass: ShapeClass }, op
 function describeShape(s: Shape & { shapeClass: ShapeClass }): string {
   const nodes = s.peers.map((p) => `${p.name}(${p.elector ? 'E' : ''}${p.runner ? 'R' : ''}${p.priority})`).join(' ');
   const svcs = s.services.map((x) => `${x.name}:${x.priority ?? '-'}`).join(' ');
-  return `${s.shapeClass}: ${nodes} | services ${svcs} | quorum ${s.params.quorum}${s.params.fenceConfigured ? ' | fence' : ''}`;
+  return `${s.shapeClass}: ${nodes} | services ${svcs} | quorum ${s.params.quorum}${s.params.fenceConfigured ? ' | fence' : ''}${s.watchdog ? ' | watchdogs' : ''}`;
 }
 
 /** The operator after the storm: undo maintenance, manual mode, stops and failures; boot what is down (but the machines kept dead). */

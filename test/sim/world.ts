@@ -17,6 +17,7 @@ import type {
   ScriptEvent,
   ServiceDef,
 } from '../../src/core/types';
+import { assertNever } from '../../src/core/types';
 import { Checker, type Disturbance } from './checker';
 import { Rng } from './rng';
 
@@ -75,7 +76,20 @@ interface SimNode {
   /** Inputs that arrived while frozen, delivered on thaw. */
   deferred: (() => void)[];
   frozenAtMs?: number;
+  /** The machine's watchdog device, if it has one (survives koinode restarts, not machine crashes). */
+  wd: SimWatchdog | null;
 }
+
+interface SimWatchdog {
+  timeoutMs: number;
+  armed: boolean;
+  lastFeedMs: number;
+  /** A check of the timer is scheduled. */
+  checkPending: boolean;
+}
+
+/** How long a machine reset by its watchdog takes to boot again. */
+const WATCHDOG_REBOOT_MS = 3000;
 
 interface Ev {
   atMs: number;
@@ -132,7 +146,7 @@ export class World {
     this.checker = new Checker(opts.services, opts.params.fenceConfigured, opts.safetyChecked ?? true, opts.params.demoteTimeoutMs);
     this.checker.electors = opts.peers.filter((p) => p.elector).map((p) => p.name);
     for (const p of opts.peers) {
-      this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [] });
+      this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [], wd: null });
     }
   }
 
@@ -198,6 +212,7 @@ export class World {
       for (const n of this.nodes.values()) {
         if (n.core === null || n.frozen) continue;
         this.call(n, () => n.core!.tick(this.clock(n.peer.name)));
+        this.watchdogStep(n);
       }
       this.at(this.nowMs + this.tickMs, tick);
     };
@@ -264,6 +279,8 @@ export class World {
       if (to === name) this.observeDelivery(name, inc, msg);
       send(to, msg);
     };
+    // Like koinode's edge: a device it can use is reported before the first tick.
+    if (n.wd !== null && n.core.runner !== null) n.core.step({ kind: 'watchdog', state: n.wd.armed ? 'armed' : 'ready' }, this.clock(name));
     this.flush(n);
   }
 
@@ -278,6 +295,8 @@ export class World {
     n.deferred = [];
     for (const r of n.runs.values()) r.done = true;
     n.runs.clear();
+    // The device resets with the machine.
+    if (n.wd !== null) n.wd = { timeoutMs: n.wd.timeoutMs, armed: false, lastFeedMs: -Infinity, checkPending: false };
     this.checker.machineDown(name);
   }
 
@@ -367,9 +386,73 @@ export class World {
     const stalledMs = this.nowMs - (n.frozenAtMs ?? this.nowMs);
     if (stalledMs > this.tickMs + STALL_LIMIT_MS) this.call(n, () => n.core!.step({ kind: 'loop-stalled', stalledMs }, this.clock(name)));
     this.call(n, () => n.core!.tick(this.clock(n.peer.name)));
+    this.watchdogStep(n);
     const waiting = n.deferred;
     n.deferred = [];
     for (const f of waiting) f();
+  }
+
+  /**
+   * Give `name`'s machine a watchdog device that resets it `timeoutMs` after
+   * the last keepalive while armed (call before start).
+   */
+  setWatchdog(name: NodeName, timeoutMs: number): void {
+    this.nodes.get(name)!.wd = { timeoutMs, armed: false, lastFeedMs: -Infinity, checkPending: false };
+  }
+
+  /** Watchdog resets so far. */
+  watchdogResets = 0;
+
+  /** What koinode's edge does after each pass of its loop: arm, feed, starve or disarm. */
+  private watchdogStep(n: SimNode): void {
+    const wd = n.wd;
+    const core = n.core;
+    if (wd === null || core === null || core.runner === null) return;
+    const name = n.peer.name;
+    const demand = core.runner.watchdogDemand(this.clock(name), wd.timeoutMs);
+    switch (demand) {
+      case 'feed':
+        wd.lastFeedMs = this.nowMs;
+        if (!wd.armed) {
+          wd.armed = true;
+          this.log(`${name} arms its watchdog`);
+          this.checker.watchdogArmed(name, true);
+          this.call(n, () => core.step({ kind: 'watchdog', state: 'armed' }, this.clock(name)));
+        }
+        this.scheduleWatchdogCheck(n, wd);
+        return;
+      case 'starve':
+        return;
+      case 'disarm':
+        if (wd.armed) {
+          wd.armed = false;
+          this.log(`${name} disarms its watchdog`);
+          this.checker.watchdogArmed(name, false);
+          this.call(n, () => core.step({ kind: 'watchdog', state: 'ready' }, this.clock(name)));
+        }
+        return;
+      default:
+        assertNever(demand);
+    }
+  }
+
+  /** One pending check per device: at the expiry of the last keepalive (moved on by later ones). */
+  private scheduleWatchdogCheck(n: SimNode, wd: SimWatchdog): void {
+    if (wd.checkPending) return;
+    wd.checkPending = true;
+    this.at(wd.lastFeedMs + wd.timeoutMs, () => {
+      wd.checkPending = false;
+      if (!wd.armed || n.wd !== wd) return;
+      if (this.nowMs < wd.lastFeedMs + wd.timeoutMs) {
+        this.scheduleWatchdogCheck(n, wd);
+        return;
+      }
+      const name = n.peer.name;
+      this.log(`${name}'s watchdog fires: the machine resets`);
+      this.watchdogResets++;
+      this.crash(name);
+      this.at(this.nowMs + WATCHDOG_REBOOT_MS, () => this.restart(name));
+    });
   }
 
   isUp(name: NodeName): boolean {

@@ -1,0 +1,156 @@
+// The watchdog device: armed while this runner holds (or is about to hold)
+// the master role, fed from the healthy loop only while a reset would still
+// come before any leader could free the role by timing (the core decides:
+// Runner.watchdogDemand), closed with the magic character when nothing is
+// held. If koinode stops running — SIGSTOP, a paused VM, a starved loop,
+// kill -9 — the keepalives stop and the machine resets in time.
+//
+// Two kinds of device:
+// - a character device (/dev/watchdog, softdog or hardware): its timeout is
+//   set with util-linux's `wdctl --settimeout` before koinode opens it (the
+//   kernel answers with the timeout it actually took);
+// - a FIFO: a stand-in for tests and demonstrations (src/demo/watchdog-
+//   standin.ts). koinode writes `timeout=<seconds>` when it opens it (what
+//   the ioctl does on a device), then one byte per keepalive, and `V` before
+//   a close that disarms.
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, openSync, statSync, writeSync } from 'node:fs';
+import type { WatchdogState } from '../core/types';
+
+export type WatchdogMode = 'off' | 'auto' | 'required';
+
+export interface WatchdogLog {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+type Kind = 'chardev' | 'fifo';
+
+export class Watchdog {
+  private fd: number | null = null;
+  private kind: Kind | null = null;
+  private problem: string | null = null;
+  private magicCloseWarned = false;
+
+  constructor(
+    readonly mode: WatchdogMode,
+    readonly device: string,
+    /** From the timings (watchdogTimeoutMs); null when they leave no room for one. */
+    readonly timeoutMs: number | null,
+    private readonly log: WatchdogLog,
+  ) {}
+
+  get armed(): boolean {
+    return this.fd !== null;
+  }
+
+  /** Why the device cannot be used (null: it can, or the mode is off). */
+  get unusableBecause(): string | null {
+    return this.problem;
+  }
+
+  /**
+   * At start: can the device be used with our timeout? Sets it on a real
+   * device. 'off' in mode off, or in mode auto when it cannot be used (said
+   * once in the log); 'unavailable' in mode required.
+   */
+  probe(): WatchdogState {
+    if (this.mode === 'off') return 'off';
+    this.problem = this.check();
+    if (this.problem === null) {
+      this.log.info(`watchdog ${this.device} (${this.kind}): timeout ${this.timeoutMs! / 1000}s, armed while this runner holds the master role`);
+      return 'ready';
+    }
+    if (this.mode === 'auto') {
+      this.log.info(`no watchdog: ${this.problem} ([node] watchdog = auto)`);
+      return 'off';
+    }
+    this.log.error(`watchdog required but unusable: ${this.problem} — this runner will not be promoted`);
+    return 'unavailable';
+  }
+
+  private check(): string | null {
+    if (this.timeoutMs === null) return 'master_lease + demote_timeout is too short for a watchdog timeout of a whole second (half of it, less the safety margin, must be at least 1s)';
+    let st;
+    try {
+      st = statSync(this.device);
+    } catch (e) {
+      return `${this.device}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (load a driver, e.g. modprobe softdog)`;
+    }
+    if (st.isFIFO()) {
+      this.kind = 'fifo';
+      return null;
+    }
+    if (!st.isCharacterDevice()) return `${this.device} is neither a watchdog device nor a FIFO`;
+    this.kind = 'chardev';
+    const seconds = this.timeoutMs / 1000;
+    const r = spawnSync('wdctl', ['--settimeout', String(seconds), this.device], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, timeout: 5000 });
+    if (r.error !== undefined) return `cannot run wdctl to set the timeout (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}) — install util-linux`;
+    const out = `${r.stdout}${r.stderr}`.trim();
+    if (r.status !== 0) return `wdctl could not set the timeout to ${seconds}s: ${out.split('\n')[0]}`;
+    const m = /set to (\d+) second/.exec(out);
+    if (m === null) return `wdctl did not say which timeout it set: ${out.split('\n')[0]}`;
+    const took = Number(m[1]);
+    // A device that rounds up would reset the machine too late.
+    if (took > seconds) return `${this.device} takes no timeout below ${took}s, and these timings need at most ${seconds}s`;
+    return null;
+  }
+
+  /** Open (arm) the device. False when it cannot be opened now. */
+  arm(): boolean {
+    if (this.fd !== null) return true;
+    if (this.kind === null || this.timeoutMs === null) return false;
+    try {
+      if (this.kind === 'fifo') {
+        // Non-blocking: without a reader this fails (ENXIO) instead of waiting.
+        this.fd = openSync(this.device, constants.O_WRONLY | constants.O_NONBLOCK);
+        writeSync(this.fd, `timeout=${this.timeoutMs / 1000}\n`);
+      } else {
+        this.fd = openSync(this.device, 'w');
+      }
+    } catch (e) {
+      this.closeQuietly();
+      this.log.error(`cannot arm watchdog ${this.device}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return false;
+    }
+    this.log.info(`watchdog ${this.device} armed (${this.timeoutMs / 1000}s)`);
+    return true;
+  }
+
+  /** A keepalive. False if the device is gone (then it is closed). */
+  feed(): boolean {
+    if (this.fd === null) return false;
+    try {
+      writeSync(this.fd, 'k');
+      return true;
+    } catch (e) {
+      this.log.error(`watchdog ${this.device} keepalive failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      this.closeQuietly();
+      return false;
+    }
+  }
+
+  /** Magic close: the device stops without resetting the machine. */
+  disarm(): void {
+    if (this.fd === null) return;
+    try {
+      writeSync(this.fd, 'V');
+    } catch {
+      if (!this.magicCloseWarned) this.log.warn(`watchdog ${this.device} did not take the magic close: it may reset the machine although nothing is held`);
+      this.magicCloseWarned = true;
+    }
+    this.closeQuietly();
+    this.log.info(`watchdog ${this.device} disarmed`);
+  }
+
+  private closeQuietly(): void {
+    if (this.fd === null) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    this.fd = null;
+  }
+}
