@@ -51,6 +51,9 @@ interface MachineModel {
   maintenanceOffMs: number;
   /** Held the role at a moment it believed maintenance on, in this life (only an operator or a fence frees that). */
   heldInMaintenance: boolean;
+  /** Its watchdog is armed now, and was when it froze while holding (then no overlap is excused). */
+  watchdogArmed: boolean;
+  frozenArmed: boolean;
 }
 
 /** Why an overlap of two holders was not counted as a violation. */
@@ -161,7 +164,7 @@ export class Checker {
   private machine(node: NodeName): MachineModel {
     let m = this.machines.get(node);
     if (m === undefined) {
-      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity, heldInMaintenance: false };
+      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity, heldInMaintenance: false, watchdogArmed: false, frozenArmed: false };
       for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false });
       this.machines.set(node, m);
     }
@@ -172,7 +175,14 @@ export class Checker {
     this.violations.push({ atMs, kind, text });
   }
 
-  holders(): NodeName[] {
+  /**
+   * Machines that hold the role. With `atMs`, a service whose stop failed
+   * stops counting once its hold bound has passed (as in a promote's check:
+   * every leader frees the role then), so the liveness judge does not wait
+   * for a holder that koi rightly no longer waits for.
+   */
+  holders(atMs?: number): NodeName[] {
+    if (atMs !== undefined) for (const m of this.machines.values()) this.releasePastBound(atMs, m);
     return [...this.machines].filter(([, m]) => m.holding.size > 0).map(([n]) => n);
   }
 
@@ -193,6 +203,8 @@ export class Checker {
     m.holdingSinceMs = null;
     m.frozenWhileHolding = false;
     m.frozenNow = false;
+    m.watchdogArmed = false;
+    m.frozenArmed = false;
     m.fenceFailed = false;
     m.stopFailed = false;
     for (const s of m.services.values()) {
@@ -205,7 +217,15 @@ export class Checker {
   frozen(node: NodeName): void {
     const m = this.machine(node);
     m.frozenNow = true;
-    if (m.holding.size > 0) m.frozenWhileHolding = true;
+    if (m.holding.size > 0) {
+      m.frozenWhileHolding = true;
+      m.frozenArmed = m.watchdogArmed;
+    }
+  }
+
+  /** The machine's watchdog was armed or disarmed by its koinode. */
+  watchdogArmed(node: NodeName, armed: boolean): void {
+    this.machine(node).watchdogArmed = armed;
   }
 
   thawed(atMs: number, node: NodeName): void {
@@ -228,6 +248,9 @@ export class Checker {
     // Only for that freeze: while frozen, and for the demote time after its
     // thaw (it notices its lease ran out and lets go); not for good.
     const episode = m.frozenWhileHolding && (m.frozenNow || atMs - m.thawedAtMs <= this.demoteTimeoutMs + 100);
+    // An armed watchdog resets a frozen holder before any leader frees the
+    // role by timing: no excuse then.
+    if (episode && m.frozenArmed) return m.stopFailed ? 'stop-failed' : null;
     if (episode && !this.fenceConfigured) return 'frozen-no-fence';
     if (episode && m.fenceFailed) return 'frozen-fence-failed';
     if (m.stopFailed) return 'stop-failed';
