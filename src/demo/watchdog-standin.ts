@@ -36,6 +36,13 @@ export class WatchdogStandIn {
     this.socket.on('data', (chunk: string) => this.take(chunk));
   }
 
+  /** The machine rebooted: the device is disarmed and silent. */
+  reset(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.line = '';
+  }
+
   stop(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.socket?.destroy();

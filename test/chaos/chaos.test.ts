@@ -1,6 +1,7 @@
 // The short, fixed-seed fault-injection run that CI does: real koinodes,
 // relays, kills, freezes with a fence, failing and hanging scripts, operator
-// commands. `npm run chaos -- --seconds 600` runs the long one.
+// commands, and a run with stand-in watchdogs instead of a fence.
+// `npm run chaos -- --seconds 600` runs the long one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatResult, runChaos } from './run';
@@ -18,3 +19,11 @@ for (const [seed, nodes, fence] of [[1, 3, false], [2, 5, true]] as const) {
     assert.deepEqual(r.violations, [], formatResult(r));
   });
 }
+
+// Stand-in watchdogs and no fence: koinodes are frozen, and only the
+// watchdog (which resets a frozen master's machine) keeps the guarantee.
+test('fault injection, seed 3, 3 nodes, stand-in watchdogs and no fence, 40 s: no overlapping masters, order kept, converged', async () => {
+  const r = await runChaos({ seconds: 40, seed: 3, nodes: 3, fence: false, watchdog: true, quietTailSeconds: 10 });
+  assert.ok(r.faults >= 8, `the nemesis applied ${r.faults} faults`);
+  assert.deepEqual(r.violations, [], formatResult(r));
+});

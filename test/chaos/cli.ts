@@ -1,4 +1,4 @@
-// npm run chaos -- [--seconds N] [--seed S] [--nodes 3|5] [--no-fence] [--mixed-timings] [--quiet-tail SECONDS] [--keep] [--quiet]
+// npm run chaos -- [--seconds N] [--seed S] [--nodes 3|5] [--no-fence] [--watchdog] [--mixed-timings] [--quiet-tail SECONDS] [--keep] [--quiet]
 import { formatResult, runChaos } from './run';
 
 function arg(name: string, fallback: number): number;
@@ -21,11 +21,18 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const quiet = process.argv.includes('--quiet');
+  const watchdog = process.argv.includes('--watchdog');
+  if (watchdog && process.argv.includes('--mixed-timings')) {
+    // 800 ms + 1 s − margin, halved, is under the 1 s a watchdog takes.
+    process.stderr.write('chaos: --watchdog needs timings that leave room for a 1 s watchdog: drop --mixed-timings\n');
+    process.exit(2);
+  }
   const r = await runChaos({
     seconds: arg('seconds', 60),
     seed: arg('seed', 1),
     nodes,
     fence: !process.argv.includes('--no-fence'),
+    watchdog,
     mixedTimings: process.argv.includes('--mixed-timings'),
     quietTailSeconds: arg('quiet-tail', undefined),
     keep: process.argv.includes('--keep'),

@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/config/load';
 import { connect } from '../../src/cli/lazy';
 import { freePorts, KOI, killWithScripts, processesWith, REPO, startNode, writeCluster, type LocalNode } from '../../src/demo/local-cluster';
 import { Rng } from '../sim/rng';
+import { WatchdogStandIn } from '../../src/demo/watchdog-standin';
 import { RelayMesh } from './relay';
 import { checkJournal, leaseExpiries, parseJournal, violationsOf, type JournalReport } from './journal';
 import { countLeaderChanges, electionsIn, loadWarnings, QUIET_LEADER_CHANGES_TOLERATED, takeoverBackoffs, type LeaderClass, type LeaderReport, type Span } from './leaders';
@@ -19,8 +20,14 @@ export interface ChaosOptions {
   seed: number;
   nodes: 3 | 5;
   log?: (line: string) => void;
-  /** Configure the fence (default). Without it no koinode is frozen: nothing could stop it. */
+  /** Configure the fence (default). Without it (and without watchdogs) no koinode is frozen: nothing could stop it. */
   fence?: boolean;
+  /**
+   * Every node has a stand-in watchdog device (watchdog = required): a
+   * koinode is frozen even without a fence, and a device that fires resets
+   * its machine (koinode and scripts killed, back after 3 s).
+   */
+  watchdog?: boolean;
   /** Every other node runs a shorter master_lease and demote_timeout (a rolling change). */
   mixedTimings?: boolean;
   /** Fault-free time kept after the final heal has settled (default: 30 s or a tenth of the run, the longer). */
@@ -40,6 +47,8 @@ export interface ChaosResult {
   convergeMs: number;
   convergeBoundMs: number;
   leaders: LeaderReport;
+  /** Machines reset by their watchdog. */
+  watchdogResets: number;
   violations: string[];
   root: string;
   /** The arguments of `npm run chaos` that run it again. */
@@ -127,8 +136,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       }
     },
     extra: { time: TIMES, service: LIMITS, cluster: o.fence === false ? {} : { fence: join(root, 'fence') } },
-    extraFor: (name): Record<string, Record<string, string>> =>
-      o.mixedTimings === true && names.indexOf(name) % 2 === 1 ? { time: { master_lease: '800ms' }, service: { demote_timeout: '1s' } } : {},
+    extraFor: (name): Record<string, Record<string, string>> => ({
+      ...(o.mixedTimings === true && names.indexOf(name) % 2 === 1 ? { time: { master_lease: '800ms' }, service: { demote_timeout: '1s' } } : {}),
+      ...(o.watchdog === true ? { node: { watchdog: 'required', watchdog_device: join(root, `wd-${name}`) } } : {}),
+    }),
   });
   const env = { KOI_JOURNAL: journal, KOI_JOURNAL_DIR: root };
   const byName = (n: string) => nodes.find((x) => x.name === n)!;
@@ -153,13 +164,31 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     starts.get(n)!.push(Date.now());
     spans.push({ fromMs: Date.now(), toMs: Date.now() + RESTART_ALLOWANCE_MS, what: `start ${n}` });
   };
-  const crash = (n: string) => {
+  const devices = new Map<string, WatchdogStandIn>();
+  const crash = (n: string, how = 'crash') => {
     if (byName(n).proc === null) return;
     killWithScripts(byName(n));
     frozen.delete(n);
+    // A machine that goes down takes its watchdog's timer with it.
+    devices.get(n)?.reset();
     for (const f of readdirSync(root)) if (f.startsWith(`running-${n}-`)) rmSync(join(root, f), { force: true });
-    appendFileSync(journal, `${BigInt(Date.now()) * 1_000_000n} ${n} * crash - -\n`);
+    appendFileSync(journal, `${BigInt(Date.now()) * 1_000_000n} ${n} * ${how} - -\n`);
   };
+  let watchdogResets = 0;
+  if (o.watchdog === true) {
+    for (const n of names) {
+      const d = new WatchdogStandIn(join(root, `wd-${n}`), (line) => {
+        appendFileSync(join(root, `wd-${n}.log`), `${line}\n`);
+        if (!line.includes(' fired ')) return;
+        // The device resets the machine; it boots again like a fenced one.
+        watchdogResets++;
+        log(`${n}'s watchdog fired: the machine resets`);
+        crash(n, 'watchdog');
+      });
+      d.start();
+      devices.set(n, d);
+    }
+  }
   // Which node a command goes to: its own generator, so the operator's
   // timing-dependent commands leave the nemesis's schedule as the seed made it.
   const viaRng = new Rng(o.seed + 0x9e3779b9);
@@ -345,8 +374,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       }
       case 6: {
         const p = byName(a).proc;
-        // Without a fence (or watchdog) a frozen koinode is outside the guarantee.
-        if (p === null || frozen.has(a) || o.fence === false) break;
+        // Without a fence or a watchdog a frozen koinode is outside the guarantee.
+        if (p === null || frozen.has(a) || (o.fence === false && o.watchdog !== true)) break;
         log(`SIGSTOP ${a} for ${dur}ms`);
         p.kill('SIGSTOP');
         frozen.add(a);
@@ -483,6 +512,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     ),
   );
   mesh.close();
+  for (const d of devices.values()) d.stop();
   await new Promise((r) => setTimeout(r, 300));
   const leftovers = processesWith(`KOI_JOURNAL=${journal}`).filter((p) => p !== process.pid).length;
 
@@ -509,8 +539,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   });
   const violations = violationsOf({ journal: report, zombies, leftovers, convergeMs: converged ? convergeMs : null, convergeBoundMs: boundMs, leaders });
   if (violations.length === 0 && o.keep !== true && existsSync(root)) rmSync(root, { recursive: true, force: true });
-  const replay = [`--seed ${o.seed}`, `--seconds ${o.seconds}`, o.nodes === 5 ? '--nodes 5' : '', o.fence === false ? '--no-fence' : '', o.mixedTimings === true ? '--mixed-timings' : '', o.quietTailSeconds !== undefined ? `--quiet-tail ${o.quietTailSeconds}` : ''].filter((x) => x !== '').join(' ');
-  return { seed: o.seed, seconds: o.seconds, faults, journal: report, zombies, leftovers, converged, convergeMs, convergeBoundMs: boundMs, leaders, violations, root, replay };
+  const replay = [`--seed ${o.seed}`, `--seconds ${o.seconds}`, o.nodes === 5 ? '--nodes 5' : '', o.fence === false ? '--no-fence' : '', o.watchdog === true ? '--watchdog' : '', o.mixedTimings === true ? '--mixed-timings' : '', o.quietTailSeconds !== undefined ? `--quiet-tail ${o.quietTailSeconds}` : ''].filter((x) => x !== '').join(' ');
+  return { seed: o.seed, seconds: o.seconds, faults, journal: report, zombies, leftovers, converged, convergeMs, convergeBoundMs: boundMs, leaders, watchdogResets, violations, root, replay };
 }
 
 /**
@@ -568,6 +598,7 @@ export function formatResult(r: ChaosResult): string {
     ['longest time without a master', `${(j.noMasterLongestMs / 1000).toFixed(1)}s`],
     ['failover times', j.failoversMs.length === 0 ? '-' : j.failoversMs.map((x) => `${(x / 1000).toFixed(1)}s`).join(' ')],
     ['priority-order violations', String(j.orderViolations.length)],
+    ['machines reset by a watchdog', String(r.watchdogResets)],
     ['zombies', String(r.zombies)],
     ['leftover processes', String(r.leftovers)],
     ['converged after final heal', `${r.converged ? 'yes' : 'NO'} in ${(r.convergeMs / 1000).toFixed(1)}s (bound ${(r.convergeBoundMs / 1000).toFixed(1)}s)`],
