@@ -93,6 +93,7 @@ export class Daemon {
   private readonly executor: Executor;
   private readonly store: StateStore;
   private readonly journal: RunJournal;
+  private holdingRecorded = false;
   private readonly watchdog: Watchdog;
   private readonly incarnation = randomInt(1, 2 ** 31 - 1);
   private readonly auth: Authenticator;
@@ -140,7 +141,6 @@ export class Daemon {
       this.log.error('scripts', `leftover scripts of an earlier koinode still alive after SIGKILL (process groups ${groups.join(', ')}, ${Math.round(waitedMs / 1000)}s): waiting for them before starting — check for processes stuck in the D state`),
     );
     for (const k of left.killed) this.log.warn('scripts', `killed a script left running by an earlier koinode: ${k}`);
-    if (left.interrupted.length > 0) this.log.warn('scripts', `interrupted while the master role may have been held: ${left.interrupted.join(', ')} — each counts as promoted (and is demoted) unless its status says stopped`);
     if (c.node.runner) {
       const d = discoverServices(c.service.folder);
       for (const w of d.warnings) this.log.warn('services', w);
@@ -151,6 +151,10 @@ export class Daemon {
       }
       this.log.info('services', `${d.services.length} service(s) in ${c.service.folder}: ${d.services.map((s) => s.def.name).join(', ') || '(none)'}`);
     }
+    // A predecessor killed while master: every service may still be promoted.
+    const interrupted = left.wasHolding ? [...this.services.keys()] : left.interrupted;
+    if (left.wasHolding) this.log.warn('scripts', 'the earlier koinode died while this runner held the master role: every service counts as promoted (and is demoted) unless its status says stopped');
+    else if (interrupted.length > 0) this.log.warn('scripts', `interrupted while the master role may have been held: ${interrupted.join(', ')} — each counts as promoted (and is demoted) unless its status says stopped`);
     const cp = coreParams(c);
     // The hello says the timings safety depends on, so a leader can wait out the longest.
     const self: PeerInfo = { name: c.node.name, elector: c.node.elector, runner: c.node.runner, priority: c.node.priority, masterLeaseMs: cp.masterLeaseMs, demoteTimeoutMs: cp.demoteTimeoutMs };
@@ -165,7 +169,7 @@ export class Daemon {
       nowMs: monotonicMs(),
       persisted,
       stateLost,
-      interrupted: left.interrupted,
+      interrupted,
     });
     this.watchdog = new Watchdog(c.node.runner ? c.node.watchdog : 'off', c.node.watchdogDevice, watchdogTimeoutMs(cp), {
       info: (m) => this.log.info('watchdog', m),
@@ -364,6 +368,11 @@ export class Daemon {
     for (const x of r.signals) {
       const j = this.jobs.get(x.runId);
       this.log.warn('scripts', `${j?.service}/${j?.event} ran past its time limit: ${x.signal} sent`);
+    }
+    const holding = this.core.runner?.holding() ?? false;
+    if (holding !== this.holdingRecorded) {
+      this.holdingRecorded = holding;
+      this.journal.setHolding(holding);
     }
     this.viewChanged();
     // Master and maintenance flips reach the handlers as they happen, not sampled.

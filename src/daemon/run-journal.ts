@@ -14,6 +14,9 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { groupAlive } from '../scripts/executor';
 
+/** Present while the runner holds the master role. */
+const HOLDING = 'holding.json';
+
 export interface RunRecord {
   v: 1;
   bootId: string;
@@ -32,6 +35,11 @@ export interface RunRecord {
 export interface Leftovers {
   /** Services an interrupted run may have left promoted: demote before reporting free. */
   interrupted: string[];
+  /**
+   * The earlier koinode of this boot died while its runner held the master
+   * role: every service may be promoted, whatever its status says.
+   */
+  wasHolding: boolean;
   /** One line per killed process group, for the log. */
   killed: string[];
   /** Records of another boot (or unreadable) that were discarded. */
@@ -139,6 +147,23 @@ export class RunJournal {
     }
   }
 
+  /**
+   * The runner holds the master role (or stopped holding it). A status that
+   * exits 0 does not say whether a service is master, so after a kill the
+   * next koinode needs this to demote what its predecessor held.
+   */
+  setHolding(holding: boolean): void {
+    const file = join(this.dir, HOLDING);
+    try {
+      if (holding) {
+        writeFileSync(`${file}.tmp`, JSON.stringify({ v: 1, bootId: this.bootId, sinceWall: new Date().toISOString() }), { mode: 0o600 });
+        renameSync(`${file}.tmp`, file);
+      } else rmSync(file, { force: true });
+    } catch (e) {
+      this.onWriteError(`cannot ${holding ? 'write' : 'remove'} ${file}: ${(e as Error).message}`);
+    }
+  }
+
   private write(file: string, rec: RunRecord): void {
     // A full disk must not stop a script from running (a demote above all):
     // the record is a safety net, and the log says it could not be written.
@@ -158,7 +183,7 @@ export class RunJournal {
    * `progress` is told every few seconds while something refuses to die.
    */
   reapLeftovers(progress: (waitingMs: number, groups: number[]) => void): Leftovers {
-    const result: Leftovers = { interrupted: [], killed: [], discarded: 0 };
+    const result: Leftovers = { interrupted: [], wasHolding: false, killed: [], discarded: 0 };
     let files: string[];
     try {
       files = readdirSync(this.dir);
@@ -166,9 +191,15 @@ export class RunJournal {
       return result;
     }
     const records: RunRecord[] = [];
+    try {
+      const h = JSON.parse(readFileSync(join(this.dir, HOLDING), 'utf8')) as { bootId?: unknown };
+      result.wasHolding = h.bootId === this.bootId;
+    } catch {
+      // no marker (or torn): the runner held nothing
+    }
     // A .tmp is a write cut short: a first one (the run had not started) or a
     // rewrite (the .json beside it still names the run).
-    for (const f of files.filter((x) => x.endsWith('.json'))) {
+    for (const f of files.filter((x) => x.endsWith('.json') && x !== HOLDING)) {
       const path = join(this.dir, f);
       try {
         const r = JSON.parse(readFileSync(path, 'utf8')) as RunRecord;
