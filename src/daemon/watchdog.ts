@@ -94,6 +94,10 @@ export class Watchdog {
     const took = Number(m[1]);
     // A device that rounds up would reset the machine too late.
     if (took > seconds) return `${this.device} takes no timeout below ${took}s, and these timings need at most ${seconds}s`;
+    const flags = spawnSync('wdctl', ['--flags-only', '--noheadings', '--raw', '--output', 'FLAG', this.device], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, timeout: 5000 });
+    if (flags.status === 0 && !/\bMAGICCLOSE\b/.test(flags.stdout)) {
+      this.log.warn(`${this.device} does not support the magic close: closing it may not stop it, and the machine could reset after a switchover — use another driver (softdog has it)`);
+    }
     return null;
   }
 
