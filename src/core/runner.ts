@@ -49,15 +49,18 @@ export interface LeaderView {
 }
 
 /**
- * The watchdog timeout for these timings: half of lease + demote_timeout −
- * margin, in whole `stepMs` (devices take whole seconds). Any timeout is
- * safe (keepalives stop in time, see watchdogDemand); half leaves a renewed
- * lease room to allow a keepalive even when the grant's clock reading is a
- * few heartbeats old, and tolerates loop pauses of that much. Null when not
- * even one step fits: a watchdog cannot be used with these timings.
+ * The watchdog timeout T for these timings, in whole `stepMs` (devices take
+ * whole seconds), or null when not even one step fits. Two bounds:
+ * - 2T ≤ (lease + demote_timeout − margin) × 2/3: a keepalive needs 2T of
+ *   room before the hold deadline (see watchdogDemand), and a third is left
+ *   for the age of the clock reading a renewed lease starts from;
+ * - 2T ≤ demote_timeout − margin: in maintenance keepalives are not limited
+ *   by a lease, and when maintenance ends the hold deadline is only
+ *   demote_timeout away.
  */
 export function watchdogTimeoutMs(p: Pick<CoreParams, 'masterLeaseMs' | 'demoteTimeoutMs' | 'safetyMarginMs'>, stepMs = 1000): number | null {
-  const ms = Math.floor((p.masterLeaseMs + p.demoteTimeoutMs - p.safetyMarginMs) / 2 / stepMs) * stepMs;
+  const raw = Math.min((p.masterLeaseMs + p.demoteTimeoutMs - p.safetyMarginMs) / 3, (p.demoteTimeoutMs - p.safetyMarginMs) / 2);
+  const ms = Math.floor(raw / stepMs) * stepMs;
   return ms >= stepMs ? ms : null;
 }
 
@@ -135,8 +138,12 @@ export class Runner {
   }
 
   private watchdog: WatchdogState = 'off';
-  /** A grant reached this process (not just an earlier koinode of this node). */
-  private grantedThisLife = false;
+  /**
+   * This process knows the bound it holds under: a grant reached it, or it
+   * saw maintenance end (which starts a lease of its own), not just an
+   * earlier koinode of this node.
+   */
+  private leaseKnown = false;
 
   setWatchdog(state: WatchdogState): void {
     if (state !== this.watchdog) this.changes++;
@@ -145,12 +152,18 @@ export class Runner {
 
   /**
    * What the watchdog needs now, for a device that resets the machine
-   * `timeoutMs` after its last keepalive. A keepalive at `nowMs` is safe
-   * only if that reset would still come before the hold deadline less the
-   * safety margin, the instant from which a leader may free the role by
-   * timing: past that, the edge stops feeding, and only letting go in time
-   * (then 'disarm') spares the machine. In maintenance no leader frees the
-   * role by timing, so a healthy loop keeps feeding.
+   * `timeoutMs` (T) after its last keepalive. A keepalive at `nowMs` is
+   * allowed only while now + 2T ≤ hold deadline − safety margin, the
+   * deadline less the margin being the earliest instant a leader may free
+   * the role by timing. Why 2T: Linux pings a watchdog that is closed
+   * without the magic character, so a koinode killed while starving (or
+   * killed by systemd's WatchdogSec) gives one more keepalive at its death;
+   * with the last real one at most deadline − margin − 2T, the device fires
+   * before deadline − margin − T, and a death before that resets the
+   * machine by deadline − margin. Past the limit the edge stops feeding:
+   * only letting go in time ('disarm') spares the machine. In maintenance
+   * no leader frees the role by timing, so a healthy loop keeps feeding
+   * (and T ≤ (demote_timeout − margin) / 2 covers the moment it ends).
    */
   watchdogDemand(nowMs: number, timeoutMs: number): WatchdogDemand {
     if (!this.holding() && !this.unreconciled() && !this.wantsRole(nowMs)) return 'disarm';
@@ -158,8 +171,13 @@ export class Runner {
     // Holding inherited from an earlier koinode (found at boot) runs on that
     // one's grants, which this process does not know: a watchdog it left
     // armed must fire by their bound unless the demote finishes first.
-    if (!this.grantedThisLife) return 'starve';
-    return nowMs + timeoutMs <= this.holdDeadlineMs() - this.params.safetyMarginMs ? 'feed' : 'starve';
+    if (!this.leaseKnown) return 'starve';
+    return nowMs + 2 * timeoutMs <= this.holdDeadlineMs() - this.params.safetyMarginMs ? 'feed' : 'starve';
+  }
+
+  /** Holding, or not sure yet (boot status pending): what koinode records for its successor. */
+  mayHold(): boolean {
+    return this.holding() || this.unreconciled();
   }
 
   setDisabled(service: string, disabled: boolean): void {
@@ -218,7 +236,7 @@ export class Runner {
       this.grantDemoteMs = Math.min(this.grantDemoteMs, hb.grant.demoteMs ?? Infinity);
       this.leaseUntilMs = Math.max(this.leaseUntilMs, hb.grant.echoMs + leaseMs);
       this.grantSeq = hb.seq;
-      this.grantedThisLife = true;
+      this.leaseKnown = true;
     }
     this.applyState(nowMs, state, committed);
   }
@@ -233,6 +251,7 @@ export class Runner {
     if (!state.maintenance) {
       if (this.maintenance) {
         this.maintenanceOffMs = nowMs;
+        this.leaseKnown = true;
         // Resume from what the services say now, not from what we last knew.
         for (const s of this.services) if (s.state === 'started' || s.state === 'promoted') s.check ??= 'resume';
       }

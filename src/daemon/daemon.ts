@@ -93,6 +93,7 @@ export class Daemon {
   private readonly executor: Executor;
   private readonly store: StateStore;
   private readonly journal: RunJournal;
+  /** What state_dir/runs/holding.json says now (reapLeftovers leaves it while anything is suspect). */
   private holdingRecorded = false;
   private readonly watchdog: Watchdog;
   private readonly incarnation = randomInt(1, 2 ** 31 - 1);
@@ -153,6 +154,7 @@ export class Daemon {
     }
     // A predecessor killed while master: every service may still be promoted.
     const interrupted = left.wasHolding ? [...this.services.keys()] : left.interrupted;
+    this.holdingRecorded = left.holdingKept;
     if (left.wasHolding) this.log.warn('scripts', 'the earlier koinode died while this runner held the master role: every service counts as promoted (and is demoted) unless its status says stopped');
     else if (interrupted.length > 0) this.log.warn('scripts', `interrupted while the master role may have been held: ${interrupted.join(', ')} — each counts as promoted (and is demoted) unless its status says stopped`);
     const cp = coreParams(c);
@@ -268,8 +270,9 @@ export class Daemon {
     if (lateMs > STALL_LIMIT_MS) this.core.step({ kind: 'loop-stalled', stalledMs: lateMs }, now);
     this.core.tick(now);
     this.flush();
-    // After the lease check: the only place a keepalive is sent from.
-    this.watchdogStep(now);
+    // After the lease check: the only place a keepalive is sent from. The
+    // clock is read again: persisting and spawning above may have taken a while.
+    this.watchdogStep(monotonicMs());
     this.systemdWatchdog(now);
     if (this.stopping !== null) this.checkStopped();
     if (++this.ticks % 5 === 0) this.handlerEvents();
@@ -369,7 +372,7 @@ export class Daemon {
       const j = this.jobs.get(x.runId);
       this.log.warn('scripts', `${j?.service}/${j?.event} ran past its time limit: ${x.signal} sent`);
     }
-    const holding = this.core.runner?.holding() ?? false;
+    const holding = this.core.runner?.mayHold() ?? false;
     if (holding !== this.holdingRecorded) {
       this.holdingRecorded = holding;
       this.journal.setHolding(holding);

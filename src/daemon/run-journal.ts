@@ -40,6 +40,12 @@ export interface Leftovers {
    * role: every service may be promoted, whatever its status says.
    */
   wasHolding: boolean;
+  /**
+   * holding.json was left in place (or written) because something may be
+   * held: it goes only once this koinode has let go, so that a second kill
+   * before then does not forget the first.
+   */
+  holdingKept: boolean;
   /** One line per killed process group, for the log. */
   killed: string[];
   /** Records of another boot (or unreadable) that were discarded. */
@@ -183,7 +189,7 @@ export class RunJournal {
    * `progress` is told every few seconds while something refuses to die.
    */
   reapLeftovers(progress: (waitingMs: number, groups: number[]) => void): Leftovers {
-    const result: Leftovers = { interrupted: [], wasHolding: false, killed: [], discarded: 0 };
+    const result: Leftovers = { interrupted: [], wasHolding: false, holdingKept: false, killed: [], discarded: 0 };
     let files: string[];
     try {
       files = readdirSync(this.dir);
@@ -191,6 +197,7 @@ export class RunJournal {
       return result;
     }
     const records: RunRecord[] = [];
+    // (A marker that is not this boot's is discarded with the rest below.)
     try {
       const h = JSON.parse(readFileSync(join(this.dir, HOLDING), 'utf8')) as { bootId?: unknown };
       result.wasHolding = h.bootId === this.bootId;
@@ -241,7 +248,12 @@ export class RunJournal {
       for (const r of records) if (r.mayHold || r.event === 'promote' || r.event === 'demote') suspect.add(r.service);
       result.interrupted = [...suspect].sort();
     }
-    for (const f of files) rmSync(join(this.dir, f), { force: true });
+    // Before the records go: whatever is suspect stays recorded as held.
+    if (result.wasHolding || result.interrupted.length > 0) {
+      this.setHolding(true);
+      result.holdingKept = true;
+    }
+    for (const f of files) if (f !== HOLDING || !result.holdingKept) rmSync(join(this.dir, f), { force: true });
     return result;
   }
 

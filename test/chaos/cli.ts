@@ -23,8 +23,8 @@ async function main(): Promise<void> {
   const quiet = process.argv.includes('--quiet');
   const watchdog = process.argv.includes('--watchdog');
   if (watchdog && process.argv.includes('--mixed-timings')) {
-    // 800 ms + 1 s − margin, halved, is under the 1 s a watchdog takes.
-    process.stderr.write('chaos: --watchdog needs timings that leave room for a 1 s watchdog: drop --mixed-timings\n');
+    // --watchdog sets its own timings (master_lease 1.5 s, demote_timeout 2.5 s) on every node.
+    process.stderr.write('chaos: --watchdog sets the timings of every node: drop --mixed-timings\n');
     process.exit(2);
   }
   const r = await runChaos({

@@ -138,7 +138,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     extra: { time: TIMES, service: LIMITS, cluster: o.fence === false ? {} : { fence: join(root, 'fence') } },
     extraFor: (name): Record<string, Record<string, string>> => ({
       ...(o.mixedTimings === true && names.indexOf(name) % 2 === 1 ? { time: { master_lease: '800ms' }, service: { demote_timeout: '1s' } } : {}),
-      ...(o.watchdog === true ? { node: { watchdog: 'required', watchdog_device: join(root, `wd-${name}`) } } : {}),
+      // A 1 s watchdog needs room: 2T ≤ (lease + demote − margin) × 2/3 and ≤ demote − margin.
+      ...(o.watchdog === true ? { node: { watchdog: 'required', watchdog_device: join(root, `wd-${name}`) }, time: { master_lease: '1500ms' }, service: { demote_timeout: '2500ms' } } : {}),
     }),
   });
   const env = { KOI_JOURNAL: journal, KOI_JOURNAL_DIR: root };

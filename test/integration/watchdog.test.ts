@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { WatchdogStandIn } from '../../src/demo/watchdog-standin';
 import { TestCluster } from './harness';
 
-// lease 1 s + demote 3 s − margin 0.35 s, halved: a 1 s watchdog timeout.
+// lease 1 s, demote 3 s: min((1 + 3 − 0.35) / 3, (3 − 0.35) / 2) = 1.2 s, so a 1 s watchdog.
 const TIMINGS = { time: { master_lease: '1s' }, service: { demote_timeout: '3s' } };
 
 function events(file: string): { ms: number; what: string; n: number }[] {

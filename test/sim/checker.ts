@@ -26,6 +26,10 @@ interface SvcModel {
   /** A script failed; the failure sequence has not ended yet. */
   failing: boolean;
   disabled: boolean;
+  /** Promotes in flight (more than one only when a killed koinode's runs on beside its successor's). */
+  promoting: number;
+  /** The next status is a restarted koinode's boot check: its failure means "not running", not a failure. */
+  bootCheck: boolean;
 }
 
 interface MachineModel {
@@ -165,7 +169,7 @@ export class Checker {
     let m = this.machines.get(node);
     if (m === undefined) {
       m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity, heldInMaintenance: false, watchdogArmed: false, frozenArmed: false };
-      for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false });
+      for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false, promoting: 0, bootCheck: false });
       this.machines.set(node, m);
     }
     return m;
@@ -211,6 +215,7 @@ export class Checker {
       s.level = 0;
       s.busy = null;
       s.failing = false;
+      s.promoting = 0;
     }
   }
 
@@ -232,6 +237,17 @@ export class Checker {
     const m = this.machine(node);
     m.frozenNow = false;
     m.thawedAtMs = atMs;
+  }
+
+  /**
+   * A killed koinode was started again. Like a thaw: the new koinode lets
+   * go within the demote time (its edge kills what its predecessor left
+   * running first); an overlap that began while it was dead is excused
+   * until then, as for a frozen one.
+   */
+  koinodeRestarted(atMs: number, node: NodeName): void {
+    this.thawed(atMs, node);
+    for (const s of this.machine(node).services.values()) s.bootCheck = true;
   }
 
   fenceFailed(node: NodeName): void {
@@ -286,6 +302,7 @@ export class Checker {
     if (!failurePath && !run.urgent) this.checkOrder(atMs, node, m, run.service, s, run.event);
     s.busy = run.event;
     if (run.event === 'promote') {
+      s.promoting++;
       if (m.holding.size === 0) this.beginHolding(atMs, node, m);
       m.holding.add(run.service);
     }
@@ -310,6 +327,10 @@ export class Checker {
   private beginHolding(atMs: number, node: NodeName, m: MachineModel): void {
     m.holdingSinceMs = atMs;
     if (m.maintenanceSeen) m.heldInMaintenance = true;
+    this.checkOverlap(atMs, node, m, 'starts promote');
+  }
+
+  private checkOverlap(atMs: number, node: NodeName, m: MachineModel, what: string): void {
     if (!this.safetyChecked) return;
     for (const [other, om] of this.machines) {
       if (other !== node) this.releasePastBound(atMs, om);
@@ -320,7 +341,7 @@ export class Checker {
         if (cause !== 'stop-failed') this.frozenExemptions++;
         continue;
       }
-      this.fail(atMs, 'two-masters', `${node} starts promote while ${other} holds the master role (since ${om.holdingSinceMs}ms: ${[...om.holding].join(',')})`);
+      this.fail(atMs, 'two-masters', `${node} ${what} while ${other} holds the master role (since ${om.holdingSinceMs}ms: ${[...om.holding].join(',')})`);
     }
   }
 
@@ -328,9 +349,16 @@ export class Checker {
     return this.machine(node).services.get(service)!.level;
   }
 
-  runEnd(atMs: number, node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null): void {
+  runEnd(atMs: number, node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null, orphan = false): void {
     this.applyEnd(node, service, event, exitCode, signal);
-    this.releasePastBound(atMs, this.machine(node));
+    const m = this.machine(node);
+    this.releasePastBound(atMs, m);
+    // A killed koinode's promote that runs on and succeeds makes its service
+    // master whatever happened since: as if it began now.
+    if (orphan && event === 'promote' && exitCode === 0 && signal === null) {
+      m.holding.add(service);
+      this.checkOverlap(atMs, node, m, 'an orphaned promote of a killed koinode succeeds');
+    }
   }
 
   private applyEnd(node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null): void {
@@ -340,20 +368,24 @@ export class Checker {
     const ok = exitCode === 0 && signal === null;
     if (event === 'status') {
       const code = signal === null ? exitCode : null;
+      const boot = s.bootCheck;
+      s.bootCheck = false;
       if (code === 92) {
         // The service is dead: it holds nothing any more.
         s.level = 0;
         m.holding.delete(service);
         if (m.holding.size === 0) this.endHolding(m);
-      } else if (code !== 0 && code !== 90 && code !== 91 && code !== 93 && s.level > 0) {
+      } else if (code !== 0 && code !== 90 && code !== 91 && code !== 93 && s.level > 0 && !boot) {
         // (On a service that is not running — koinode's boot check — a failing status is no failure.)
         s.failing = true;
       }
       return;
     }
+    if (event === 'promote') s.promoting = Math.max(0, s.promoting - 1);
     // Only a demote or stop that succeeded proves the service let go (a
-    // successful start too: the service was down and came up as a slave).
-    if (ok && (event === 'demote' || event === 'stop' || event === 'start')) {
+    // successful start too: the service was down and came up as a slave),
+    // and only with no promote still running on it.
+    if (ok && s.promoting === 0 && (event === 'demote' || event === 'stop' || event === 'start')) {
       m.holding.delete(service);
       if (m.holding.size === 0) this.endHolding(m);
     }

@@ -796,6 +796,12 @@ function applyFault(
     }
     case 5:
     case 6: {
+      if (choice === 6 && rng.chance(0.5)) {
+        // kill -9 of koinode alone: its scripts run on until it is started again.
+        w.killKoinode(a);
+        later(rng.int(200, 4000), () => w.restart(a));
+        return 'koinode-kill';
+      }
       w.crash(a);
       // Now and then the machine comes back without its state_dir.
       const loseState = rng.chance(0.05);

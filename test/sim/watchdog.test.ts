@@ -4,7 +4,7 @@
 // the last test, and the simulator must see two masters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertNoViolations, cluster, masterOf, names, partition, settled } from './kit';
+import { adminSync, assertNoViolations, cluster, masterOf, names, partition, settled } from './kit';
 import type { World } from './world';
 import { Runner, watchdogTimeoutMs } from '../../src/core/runner';
 import { simParams } from './run-seed';
@@ -12,17 +12,23 @@ import { simParams } from './run-seed';
 // The simulator's timings are scaled down: its devices take tenths of a second.
 const T = watchdogTimeoutMs(simParams(), 100)!;
 
-function threeWithWatchdogs(): World {
-  const w = cluster({ nodes: names(3), watchdogMs: T });
+/** Long timings for the scenarios that race a reset against a leader's wait: T = 1.4 s. */
+const LONG = { masterLeaseMs: 3000, demoteTimeoutMs: 3000 };
+
+function threeWithWatchdogs(params: Partial<typeof LONG> = {}): World {
+  const w = cluster({ nodes: names(3), watchdogMs: watchdogTimeoutMs(simParams(params), 100)!, params });
   assert.ok(w.runUntilTrue(() => settled(w) && masterOf(w) !== null, 5000), 'settled');
   return w;
 }
 
-test('the timeout: half of lease + demote − margin, in whole steps', () => {
-  assert.equal(T, 600);
-  // The defaults: 1.5 s + 5 s − 0.4 s.
-  assert.equal(watchdogTimeoutMs({ masterLeaseMs: 1500, demoteTimeoutMs: 5000, safetyMarginMs: 400 }), 3000);
-  assert.equal(watchdogTimeoutMs({ masterLeaseMs: 1000, demoteTimeoutMs: 1000, safetyMarginMs: 400 }), null);
+test('the timeout: a third of lease + demote − margin, at most half of demote − margin, in whole steps', () => {
+  assert.equal(T, 200);
+  // The defaults: 1.5 s + 5 s − 0.35 s.
+  assert.equal(watchdogTimeoutMs({ masterLeaseMs: 1500, demoteTimeoutMs: 5000, safetyMarginMs: 350 }), 2000);
+  // A long lease and a short demote: the demote bound decides.
+  assert.equal(watchdogTimeoutMs({ masterLeaseMs: 10_000, demoteTimeoutMs: 2000, safetyMarginMs: 350 }), null);
+  assert.equal(watchdogTimeoutMs({ masterLeaseMs: 10_000, demoteTimeoutMs: 3000, safetyMarginMs: 350 }), 1000);
+  assert.equal(watchdogTimeoutMs({ masterLeaseMs: 1000, demoteTimeoutMs: 1000, safetyMarginMs: 350 }), null);
 });
 
 test('a frozen master with an armed watchdog is reset before another runner promotes: nothing excused', () => {
@@ -46,6 +52,9 @@ test('a slave never arms; a master that hands over disarms', () => {
   assert.ok(w.runUntilTrue(() => masterOf(w) === others[0] && settled(w), 5000), 'switched over');
   assert.ok(w.trace.some((l) => l.includes(`${m} disarms its watchdog`)), 'the old master disarmed');
   w.runFor(3000);
+  // And it can arm again when it is made master again.
+  w.admin({ kind: 'promote', node: m });
+  assert.ok(w.runUntilTrue(() => masterOf(w) === m && settled(w), 5000), 'switched back');
   assert.equal(w.watchdogResets, 0, 'a healthy cluster is never reset');
   assertNoViolations(w);
 });
@@ -55,6 +64,19 @@ test('a slave never arms; a master that hands over disarms', () => {
  * before its hold deadline: only a keepalive that stopped in time makes the
  * machine reset before the new leader frees the role.
  */
+/** Keepalives only while now + `factor` × T ≤ the hold deadline − margin (the rule: 2). */
+function withFeedFactor<R>(factor: number, body: () => R): R {
+  const restore = Runner.prototype.watchdogDemand;
+  Runner.prototype.watchdogDemand = function (this: Runner, nowMs: number, timeoutMs: number) {
+    return restore.call(this, nowMs, (timeoutMs * factor) / 2);
+  };
+  try {
+    return body();
+  } finally {
+    Runner.prototype.watchdogDemand = restore;
+  }
+}
+
 function cutOffHangingThenFrozen(feedAlways: boolean): World {
   const restore = Runner.prototype.watchdogDemand;
   if (feedAlways) {
@@ -64,14 +86,14 @@ function cutOffHangingThenFrozen(feedAlways: boolean): World {
     };
   }
   try {
-    const w = threeWithWatchdogs();
+    const w = threeWithWatchdogs(LONG);
     const m = masterOf(w)!;
     const rest = ['n1', 'n2', 'n3'].filter((n) => n !== m);
     w.decide = (node, req) => (node === m && req.event === 'demote' ? { exitCode: 'hang' } : undefined);
     const t0 = w.nowMs;
     partition(w, [m], rest);
-    // Lease 800 ms, demote 600 ms: the hold deadline is about t0 + 1400.
-    w.runUntil(t0 + 1300);
+    // Lease 3 s, demote 3 s: the hold deadline is about t0 + 6000.
+    w.runUntil(t0 + 5800);
     w.freeze(m);
     w.runUntilTrue(() => masterOf(w) !== null && masterOf(w) !== m && settled(w), 10_000);
     w.runFor(2000);
@@ -89,5 +111,78 @@ test('cut off, demote hanging, frozen near the deadline: the watchdog fired in t
 
 test('rule removed (keepalives go on until the deadline): the simulator sees two masters', () => {
   const w = cutOffHangingThenFrozen(true);
+  assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), `violations: ${JSON.stringify(w.checker.violations)}`);
+});
+
+/**
+ * The master is cut off, its demote hangs, and its koinode is killed (kill
+ * -9, not restarted) just before its starved watchdog would fire. Linux
+ * pings a device closed without the magic character: the death is a
+ * keepalive. Found by a review (kill9-close-ping).
+ */
+function cutOffThenKilled(w: World): World {
+  const m = masterOf(w)!;
+  const rest = ['n1', 'n2', 'n3'].filter((n) => n !== m);
+  w.decide = (node, req) => (node === m && req.event === 'demote' ? { exitCode: 'hang' } : undefined);
+  const t0 = w.nowMs;
+  partition(w, [m], rest);
+  const wd = () => w.nodes.get(m)!.wd!;
+  // Past the lease end (keepalives have stopped), 10 ms before the device fires.
+  w.runUntilTrue(() => w.nowMs > t0 + 3100 && w.nowMs >= wd().lastFeedMs + wd().timeoutMs - 10, 5000);
+  w.killKoinode(m);
+  w.runUntilTrue(() => masterOf(w) !== null && masterOf(w) !== m && settled(w), 10_000);
+  w.runFor(2000);
+  return w;
+}
+
+test('killed while starving its watchdog: the ping of its close still resets the machine in time', () => {
+  const w = cutOffThenKilled(threeWithWatchdogs(LONG));
+  assertNoViolations(w);
+  assert.equal(w.watchdogResets, 1);
+});
+
+test('rule removed (keepalives until T, not 2T, before the deadline): the ping of the kill resets too late', () => {
+  const w = withFeedFactor(1, () => cutOffThenKilled(threeWithWatchdogs(LONG)));
+  assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), `violations: ${JSON.stringify(w.checker.violations)}`);
+});
+
+/**
+ * Maintenance on, the master cut off during it (it keeps feeding: no leader
+ * frees a role by timing in maintenance), maintenance off, the master heals,
+ * learns it, and freezes right after. Found by a review (maint-off-freeze):
+ * with lease 2 s and demote 300 ms a timeout of half of lease + demote −
+ * margin (1.1 s) outlived the demote bound that maintenance-off starts.
+ */
+const MAINT = { masterLeaseMs: 2000, demoteTimeoutMs: 600 };
+
+function maintenanceOffThenFrozen(t: number): World {
+  const w = cluster({ nodes: names(3), watchdogMs: t, params: MAINT });
+  assert.ok(w.runUntilTrue(() => settled(w) && masterOf(w) !== null, 5000), 'settled');
+  const m = masterOf(w)!;
+  adminSync(w, { kind: 'maintenance', on: true });
+  w.runFor(300);
+  const rest = ['n1', 'n2', 'n3'].filter((n) => n !== m);
+  partition(w, [m], rest);
+  w.runFor(3000);
+  const via = rest.find((n) => w.core(n)!.isLeader()) ?? rest[0]!;
+  adminSync(w, { kind: 'maintenance', on: false }, via);
+  w.runFor(1500);
+  partition(w, [m], rest, false);
+  w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 100 } : undefined);
+  w.runUntilTrue(() => w.core(m)!.state.maintenance === false, 2000);
+  w.runFor(5);
+  w.freeze(m);
+  w.runFor(4000);
+  return w;
+}
+
+test('maintenance off, then frozen: reset before the role is freed', () => {
+  const w = maintenanceOffThenFrozen(watchdogTimeoutMs(simParams(MAINT), 100)!);
+  assertNoViolations(w);
+});
+
+test('rule removed (timeout half of lease + demote − margin, beyond half of demote − margin): two masters after maintenance off', () => {
+  const old = Math.floor((MAINT.masterLeaseMs + MAINT.demoteTimeoutMs - simParams().safetyMarginMs) / 2 / 100) * 100;
+  const w = maintenanceOffThenFrozen(old);
   assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), `violations: ${JSON.stringify(w.checker.violations)}`);
 });

@@ -61,6 +61,8 @@ interface SimRun {
   incarnation: number;
   hang: boolean;
   done: boolean;
+  /** Its koinode was killed: it runs on, and only the checker hears of its end. */
+  orphan?: boolean;
 }
 
 /** How often an open link's hello is modelled (a real one says it once per connection). */
@@ -78,11 +80,17 @@ interface SimNode {
   frozenAtMs?: number;
   /** The machine's watchdog device, if it has one (survives koinode restarts, not machine crashes). */
   wd: SimWatchdog | null;
+  /** koinode was killed (kill -9) while the machine and its scripts run on. */
+  killed: boolean;
+  /** Its runner held the role when koinode was killed (koinode's holding.json). */
+  heldAtKill: boolean;
 }
 
 interface SimWatchdog {
   timeoutMs: number;
   armed: boolean;
+  /** The koinode incarnation that opened it: only that one can close it with the magic character. */
+  openedBy: number;
   lastFeedMs: number;
   /** A check of the timer is scheduled. */
   checkPending: boolean;
@@ -146,7 +154,7 @@ export class World {
     this.checker = new Checker(opts.services, opts.params.fenceConfigured, opts.safetyChecked ?? true, opts.params.demoteTimeoutMs);
     this.checker.electors = opts.peers.filter((p) => p.elector).map((p) => p.name);
     for (const p of opts.peers) {
-      this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [], wd: null });
+      this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [], wd: null, killed: false, heldAtKill: false });
     }
   }
 
@@ -250,7 +258,7 @@ export class World {
     if (this.trace.length > TRACE_KEEP + 100) this.trace.splice(0, this.trace.length - TRACE_KEEP);
   }
 
-  private boot(name: NodeName, stateLost = false): void {
+  private boot(name: NodeName, stateLost = false, interrupted: string[] = []): void {
     const n = this.nodes.get(name)!;
     n.incarnation = this.nextIncarnation++;
     n.frozen = false;
@@ -270,6 +278,7 @@ export class World {
       nowMs: this.clock(name),
       persisted: n.persisted,
       stateLost,
+      interrupted,
     });
     // A leader's heartbeats to itself never cross the network: watch them too.
     const core = n.core as unknown as { send(to: NodeName, msg: Message): void };
@@ -279,14 +288,58 @@ export class World {
       if (to === name) this.observeDelivery(name, inc, msg);
       send(to, msg);
     };
-    // Like koinode's edge: a device it can use is reported before the first tick.
-    if (n.wd !== null && n.core.runner !== null) n.core.step({ kind: 'watchdog', state: n.wd.armed ? 'armed' : 'ready' }, this.clock(name));
+    // Like koinode's edge: a device it can use is reported before the first
+    // tick (it cannot tell whether a predecessor left it running).
+    if (n.wd !== null && n.core.runner !== null) n.core.step({ kind: 'watchdog', state: 'ready' }, this.clock(name));
     this.flush(n);
+  }
+
+  /**
+   * What koinode's edge does at start after a kill (src/daemon/run-journal.ts):
+   * kill the scripts its predecessor left running, and name the services
+   * that may be promoted. Off only in tests that remove the rule.
+   */
+  reapOrphans = true;
+  /** koinode's holding.json: a predecessor killed while holding makes every service suspect. */
+  recordHolding = true;
+
+  /** kill -9 of koinode alone: the machine, its services and running scripts carry on. */
+  killKoinode(name: NodeName): void {
+    const n = this.nodes.get(name)!;
+    if (n.core === null) return;
+    this.log(`${name}'s koinode is killed (${n.runs.size} scripts run on)`);
+    this.disturb(`${name}'s koinode is killed`);
+    n.heldAtKill = n.core.runner?.mayHold() ?? false;
+    n.core = null;
+    // Linux pings a watchdog closed without the magic character.
+    const wd = n.wd;
+    if (wd !== null && wd.armed) {
+      wd.lastFeedMs = this.nowMs;
+      wd.openedBy = 0;
+      this.scheduleWatchdogCheck(n, wd);
+    }
+    n.frozen = false;
+    n.deferred = [];
+    n.killed = true;
+    for (const r of n.runs.values()) r.orphan = true;
+    // Like a frozen koinode: nothing demotes its services now.
+    this.checker.frozen(name);
   }
 
   /** The whole machine goes down: koinode and every service on it. */
   crash(name: NodeName): void {
     const n = this.nodes.get(name)!;
+    if (n.killed) {
+      // Down with its orphaned scripts.
+      n.killed = false;
+      for (const r of n.runs.values()) r.done = true;
+      n.runs.clear();
+      this.log(`${name} crashes`);
+      this.disturb(`${name} crashes`);
+      if (n.wd !== null) n.wd = { timeoutMs: n.wd.timeoutMs, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
+      this.checker.machineDown(name);
+      return;
+    }
     if (n.core === null) return;
     this.log(`${name} crashes`);
     this.disturb(`${name} crashes`);
@@ -296,7 +349,7 @@ export class World {
     for (const r of n.runs.values()) r.done = true;
     n.runs.clear();
     // The device resets with the machine.
-    if (n.wd !== null) n.wd = { timeoutMs: n.wd.timeoutMs, armed: false, lastFeedMs: -Infinity, checkPending: false };
+    if (n.wd !== null) n.wd = { timeoutMs: n.wd.timeoutMs, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
     this.checker.machineDown(name);
   }
 
@@ -304,13 +357,28 @@ export class World {
   restart(name: NodeName, loseState = false): void {
     const n = this.nodes.get(name)!;
     if (n.core !== null) return;
+    let interrupted: string[] = [];
+    if (n.killed) {
+      n.killed = false;
+      this.checker.koinodeRestarted(this.nowMs, name);
+      if (this.reapOrphans) {
+        const suspect = new Set<string>();
+        for (const r of [...n.runs.values()]) {
+          if (r.done) continue;
+          if (r.req.vars.isPromoted || r.req.event === 'promote' || r.req.event === 'demote') suspect.add(r.req.service);
+          this.endRun(n, r, null, 'SIGKILL');
+        }
+        interrupted = [...suspect];
+      }
+      if (this.recordHolding && n.heldAtKill) interrupted = this.services.map((d) => d.name);
+    }
     if (loseState) {
       this.log(`${name} lost its saved state`);
       n.persisted = null;
       this.checker.stateLost(this.nowMs, name);
       this.stateLosses++;
     }
-    this.boot(name, loseState);
+    this.boot(name, loseState, interrupted);
   }
 
   /** Restarts that came back without their saved state. */
@@ -397,7 +465,7 @@ export class World {
    * the last keepalive while armed (call before start).
    */
   setWatchdog(name: NodeName, timeoutMs: number): void {
-    this.nodes.get(name)!.wd = { timeoutMs, armed: false, lastFeedMs: -Infinity, checkPending: false };
+    this.nodes.get(name)!.wd = { timeoutMs, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
   }
 
   /** Watchdog resets so far. */
@@ -413,8 +481,10 @@ export class World {
     switch (demand) {
       case 'feed':
         wd.lastFeedMs = this.nowMs;
-        if (!wd.armed) {
+        if (wd.openedBy !== n.incarnation) {
+          // Opening it (again: a predecessor may have left it running) arms it.
           wd.armed = true;
+          wd.openedBy = n.incarnation;
           this.log(`${name} arms its watchdog`);
           this.checker.watchdogArmed(name, true);
           this.call(n, () => core.step({ kind: 'watchdog', state: 'armed' }, this.clock(name)));
@@ -424,8 +494,10 @@ export class World {
       case 'starve':
         return;
       case 'disarm':
-        if (wd.armed) {
+        // Only the process that opened it can close it: a predecessor's stays as it is.
+        if (wd.armed && wd.openedBy === n.incarnation) {
           wd.armed = false;
+          wd.openedBy = 0;
           this.log(`${name} disarms its watchdog`);
           this.checker.watchdogArmed(name, false);
           this.call(n, () => core.step({ kind: 'watchdog', state: 'ready' }, this.clock(name)));
@@ -634,6 +706,14 @@ export class World {
   }
 
   private endRun(n: SimNode, run: SimRun, exitCode: number | null, signal: string | null): void {
+    if (run.orphan === true) {
+      if (run.done) return;
+      run.done = true;
+      n.runs.delete(run.req.runId);
+      this.log(`${n.peer.name} orphan end ${run.req.runId} ${run.req.service}/${run.req.event} ${signal ?? `exit=${exitCode}`}`);
+      this.checker.runEnd(this.nowMs, n.peer.name, run.req.service, run.req.event, exitCode, signal, true);
+      return;
+    }
     if (run.done || n.incarnation !== run.incarnation || n.core === null) return;
     run.done = true;
     n.runs.delete(run.req.runId);
