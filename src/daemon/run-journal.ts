@@ -13,6 +13,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { groupAlive } from '../scripts/executor';
+import { allProcs, procStat } from '../scripts/proc';
 
 /** Present while the runner holds the master role. */
 const HOLDING = 'holding.json';
@@ -58,43 +59,6 @@ export function readBootId(): string {
   } catch {
     return 'unknown';
   }
-}
-
-interface ProcInfo {
-  pid: number;
-  pgrp: number;
-  startTicks: number;
-  zombie: boolean;
-}
-
-function procStat(pid: number): ProcInfo | null {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // After "pid (comm) ": state ppid pgrp session tty tpgid flags minflt
-  // cminflt majflt cmajflt utime stime cutime cstime priority nice
-  // num_threads itrealvalue starttime ...
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { pid, pgrp: Number(f[2]), startTicks: Number(f[19]), zombie: f[0] === 'Z' };
-}
-
-function allProcs(): ProcInfo[] {
-  let names: string[];
-  try {
-    names = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  const out: ProcInfo[] = [];
-  for (const n of names) {
-    if (!/^[0-9]+$/.test(n)) continue;
-    const p = procStat(Number(n));
-    if (p !== null) out.push(p);
-  }
-  return out;
 }
 
 function environ(pid: number): string[] {

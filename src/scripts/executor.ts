@@ -6,7 +6,8 @@
 // gone, so the SIGKILL after the grace reaches children that outlived or
 // ignored the SIGTERM that took their leader.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { allProcs } from './proc';
 import { dirname, join } from 'node:path';
 import type { RunnerState, ScriptEvent, Signal } from '../core/types';
 import type { DiscoveredService } from './discovery';
@@ -258,24 +259,9 @@ export function groupAlive(pgid: number): boolean {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d));
-  } catch {
-    return true;
-  }
-  for (const pid of pids) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // After the command name in parentheses: state, ppid, pgrp, ...
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
-  }
-  return false;
+  // Without /proc (not Linux) a group kill(2) still finds counts as alive.
+  if (!existsSync('/proc/self/stat')) return true;
+  return allProcs().some((p) => p.pgrp === pgid && !p.zombie);
 }
 
 function explain(e: NodeJS.ErrnoException, file: string, cwd: string): string {

@@ -1,5 +1,6 @@
 // The script executor with real shell scripts in temporary directories.
 import { test } from 'node:test';
+import { processAlive } from '../../src/scripts/proc';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,15 +39,6 @@ function run(dir: string, event: ScriptEvent, opts: { onLine?: (l: string) => vo
   return { ex, done };
 }
 
-/** Running (a zombie is dead: it waits for PID 1, which adopts orphans, to reap it). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 test('a script gets its directory, the KOI_* variables and a closed stdin; output is logged by line', async () => {
   const { root, dir } = svcDir({ start: '#!/bin/sh\npwd\nenv | grep ^KOI_ | sort\nread x && echo "stdin was open"\necho err >&2\nexit 0\n' });
@@ -79,14 +71,14 @@ test('a hanging script and the child it started both die on SIGTERM/SIGKILL of t
   const { ex, done } = run(dir, 'promote');
   await new Promise((r) => setTimeout(r, 300));
   const childPid = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
-  assert.ok(alive(childPid));
+  assert.ok(processAlive(childPid));
   ex.signal(1, 'SIGTERM');
   await new Promise((r) => setTimeout(r, 200));
   ex.signal(1, 'SIGKILL');
   const r = await done;
   assert.equal(r.signal !== null || r.exitCode !== 0, true, 'counts as failed');
   await new Promise((r) => setTimeout(r, 100));
-  assert.equal(alive(childPid), false, 'the grandchild is gone too');
+  assert.equal(processAlive(childPid), false, 'the grandchild is gone too');
   rmSync(root, { recursive: true });
 });
 
@@ -194,13 +186,13 @@ test('a leader that dies on SIGTERM leaves a TERM-ignoring child: the run ends o
   const childPid = Number(readFileSync(join(dir, 'child.pid'), 'utf8'));
   ex.signal(1, 'SIGTERM');
   await sleepMs(600);
-  assert.ok(alive(childPid), 'the child ignored SIGTERM');
+  assert.ok(processAlive(childPid), 'the child ignored SIGTERM');
   assert.equal(ended, false, 'the run is not over while its group lives');
   assert.equal(ex.running, 1);
   ex.signal(1, 'SIGKILL');
   const r = await done;
   assert.equal(r.signal, 'SIGTERM', 'the leader died of the SIGTERM');
-  assert.equal(alive(childPid), false, 'the child is gone when the run ends');
+  assert.equal(processAlive(childPid), false, 'the child is gone when the run ends');
   rmSync(root, { recursive: true });
 });
 
@@ -215,11 +207,11 @@ test('a grandchild that ignores SIGTERM and holds no pipe is killed with the gro
   const gcPid = Number(readFileSync(join(dir, 'grandchild.pid'), 'utf8'));
   ex.signal(1, 'SIGTERM');
   await sleepMs(400);
-  assert.ok(alive(gcPid));
+  assert.ok(processAlive(gcPid));
   assert.equal(ended, false);
   ex.signal(1, 'SIGKILL');
   await done;
-  assert.equal(alive(gcPid), false);
+  assert.equal(processAlive(gcPid), false);
   rmSync(root, { recursive: true });
 });
 
@@ -231,7 +223,7 @@ test('a script that exits on its own keeps its background children (a start that
   assert.equal(r.exitCode, 0);
   await sleepMs(100);
   const pid = Number(readFileSync(join(dir, 'daemon.pid'), 'utf8'));
-  assert.ok(alive(pid), 'the daemon outlives its start script');
+  assert.ok(processAlive(pid), 'the daemon outlives its start script');
   process.kill(pid, 'SIGKILL');
   rmSync(root, { recursive: true });
 });

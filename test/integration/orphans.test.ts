@@ -4,6 +4,7 @@
 // before it reports the runner free: otherwise the leader designates another
 // runner while the orphaned promote still goes on.
 import { test } from 'node:test';
+import { processAlive } from '../../src/scripts/proc';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,14 +21,6 @@ function envOf(pid: number): string[] {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 test('a promote orphaned by kill -9 of koinode is killed at the next start, and the service is demoted before the runner is free', async () => {
   const c = await TestCluster.start(
@@ -71,7 +64,7 @@ test('a promote orphaned by kill -9 of koinode is killed at the next start, and 
     // The recorder stamps lines with the wall clock in ns (date +%s%N).
     const killedAt = BigInt(Date.now()) * 1_000_000n;
     await sleep(300);
-    assert.ok(alive(orphan), 'the promote lives on without its koinode (what this test is about)');
+    assert.ok(processAlive(orphan), 'the promote lives on without its koinode (what this test is about)');
     const records = readdirSync(join(v.dir, 'state', 'runs'));
     assert.deepEqual(records.filter((f) => f !== 'holding.json').length, 1, `one run recorded in state_dir/runs: ${records.join(', ')}`);
     assert.ok(records.includes('holding.json'), 'a runner in its promote holds the role');
@@ -86,7 +79,7 @@ test('a promote orphaned by kill -9 of koinode is killed at the next start, and 
       if (firstAfter === undefined) await sleep(20);
     }
     assert.deepEqual(firstAfter?.slice(1, 5), [victim, 'db', 'status', 'begin']);
-    assert.ok(!alive(orphan), 'the orphaned promote still runs after the new koinode began');
+    assert.ok(!processAlive(orphan), 'the orphaned promote still runs after the new koinode began');
     assert.match(c.log(victim), /killed a script left running by an earlier koinode: db\/promote/);
 
     await c.waitFor('a master again', (s) => c.settled(s), 25_000);

@@ -48,7 +48,9 @@ test('leftover runs are killed (group and all), interrupted services named, and 
     for (const p of [p1, p2, p3]) assert.equal(groupAlive(p.pid!), false, `process group ${p.pid} survived`);
     assert.deepEqual(left.interrupted, ['cache', 'db'], 'promote, and any run while the role may have been held');
     assert.equal(left.killed.length, 3);
-    assert.deepEqual(readdirSync(after.dir), []);
+    // Something may be promoted: that stays recorded until this koinode let go.
+    assert.equal(left.holdingKept, true);
+    assert.deepEqual(readdirSync(after.dir), ['holding.json']);
   } finally {
     cleanup(p1, p2, p3);
   }
@@ -77,7 +79,7 @@ test('a recorded group number now used by an unrelated process is left alone; re
     assert.equal(left.discarded, 2);
     // The run itself is gone, but it was a promote: the service may be promoted.
     assert.deepEqual(left.interrupted, ['db']);
-    assert.deepEqual(readdirSync(before.dir), []);
+    assert.deepEqual(readdirSync(before.dir), ['holding.json']);
   } finally {
     cleanup(stranger, other);
   }
@@ -95,4 +97,18 @@ test('a record that cannot be written is reported, and the run goes on', () => {
   assert.equal(errors.length, 1);
   assert.match(errors[0]!, /cannot record db\/demote in .* — if koinode dies now, its next start cannot stop this script/);
   j.end(1);
+});
+
+test('holding.json of this boot makes every service suspect and is kept; one of another boot is discarded', () => {
+  const dir = tempDir('koi-journal-');
+  const j = new RunJournal(dir, noErrors);
+  j.setHolding(true);
+  const left = new RunJournal(dir, noErrors).reapLeftovers(() => undefined);
+  assert.equal(left.wasHolding, true);
+  assert.equal(left.holdingKept, true);
+  assert.deepEqual(readdirSync(j.dir), ['holding.json']);
+  writeFileSync(join(j.dir, 'holding.json'), JSON.stringify({ v: 1, bootId: 'another-boot' }));
+  const again = new RunJournal(dir, noErrors).reapLeftovers(() => undefined);
+  assert.equal(again.wasHolding, false);
+  assert.deepEqual(readdirSync(j.dir), []);
 });
