@@ -92,6 +92,14 @@ export class Runner {
    * only then stands still.
    */
   private maintenancePending = false;
+  /**
+   * Maintenance came from the saved state at start, and no leader has
+   * confirmed it yet: it may never have been committed (its leader reached
+   * only us, and a later leader frees our role by timing). Until a leader
+   * confirms it, it stops scripts as maintenance does, but the watchdog is
+   * not fed for it (and a graceful stop does not disarm for it).
+   */
+  private maintenanceUnconfirmed = false;
   private adminStopped = false;
   private failed = false;
   private failcount = 0;
@@ -123,6 +131,12 @@ export class Runner {
     // Anything found promoted at boot must be let go within demote_timeout.
     this.leaseUntilMs = bootMs;
     this.maintenance = maintenance;
+    this.maintenanceUnconfirmed = maintenance;
+  }
+
+  /** Maintenance a leader has confirmed (committed) in this process's life. */
+  inMaintenance(): boolean {
+    return this.maintenance && !this.maintenanceUnconfirmed;
   }
 
   private shuttingDown = false;
@@ -167,7 +181,10 @@ export class Runner {
    */
   watchdogDemand(nowMs: number, timeoutMs: number): WatchdogDemand {
     if (!this.holding() && !this.unreconciled() && !this.wantsRole(nowMs)) return 'disarm';
-    if (this.maintenance) return 'feed';
+    // Free feeding in maintenance needs 2T ≤ demote − margin (a reload may
+    // have shortened demote_timeout below what the device was set for).
+    if (this.inMaintenance() && 2 * timeoutMs <= Math.min(this.params.demoteTimeoutMs, this.grantDemoteMs) - this.params.safetyMarginMs) return 'feed';
+    if (this.maintenance) return 'starve';
     // Holding inherited from an earlier koinode (found at boot) runs on that
     // one's grants, which this process does not know: a watchdog it left
     // armed must fire by their bound unless the demote finishes first.
@@ -256,11 +273,12 @@ export class Runner {
         for (const s of this.services) if (s.state === 'started' || s.state === 'promoted') s.check ??= 'resume';
       }
       this.maintenance = false;
+      this.maintenanceUnconfirmed = false;
       this.maintenancePending = false;
     } else if (committed && !this.maintenance) {
       if (this.holding() && (this.urgent || !this.leaseValid(nowMs))) this.maintenancePending = true;
       else this.maintenance = true;
-    }
+    } else if (committed) this.maintenanceUnconfirmed = false;
     this.adminStopped = state.stopped.includes(this.name);
     const token = state.recoverTokens[this.name] ?? 0;
     if (this.recoverTokenSeen === null) this.recoverTokenSeen = token;

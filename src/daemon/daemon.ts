@@ -246,7 +246,7 @@ export class Daemon {
     // role by timing then; stopping koinode on a master to upgrade it is what
     // maintenance is for). Otherwise a koinode that exits while it may still
     // hold the role leaves the watchdog to reset the machine in time.
-    if (this.watchdog.armed && this.core.runner !== null && (!this.core.runner.holding() || this.core.state.maintenance)) this.watchdog.disarm();
+    if (this.watchdog.armed && this.core.runner !== null && (!this.core.runner.mayHold() || this.core.runner.inMaintenance())) this.watchdog.disarm();
     if (this.timer !== null) clearInterval(this.timer);
     if (this.disabledTimer !== null) clearInterval(this.disabledTimer);
     this.timer = null;

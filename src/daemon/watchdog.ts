@@ -7,8 +7,10 @@
 //
 // Two kinds of device:
 // - a character device (/dev/watchdog, softdog or hardware): its timeout is
-//   set with util-linux's `wdctl --settimeout` before koinode opens it (the
-//   kernel answers with the timeout it actually took);
+//   set with util-linux's `wdctl --settimeout` each time koinode arms it,
+//   just before it opens it (the kernel answers with the timeout it took;
+//   never at start, when a device a killed koinode left running must not be
+//   stopped by wdctl's own magic close);
 // - a FIFO: a stand-in for tests and demonstrations (src/demo/watchdog-
 //   standin.ts). koinode writes `timeout=<seconds>` when it opens it (what
 //   the ioctl does on a device), then one byte per keepalive, and `V` before
@@ -32,6 +34,7 @@ export class Watchdog {
   private kind: Kind | null = null;
   private problem: string | null = null;
   private magicCloseWarned = false;
+  private magicCloseChecked = false;
 
   constructor(
     readonly mode: WatchdogMode,
@@ -84,9 +87,23 @@ export class Watchdog {
     }
     if (!st.isCharacterDevice()) return `${this.device} is neither a watchdog device nor a FIFO`;
     this.kind = 'chardev';
-    const seconds = this.timeoutMs / 1000;
-    const r = spawnSync('wdctl', ['--settimeout', String(seconds), this.device], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, timeout: 5000 });
-    if (r.error !== undefined) return `cannot run wdctl to set the timeout (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}) — install util-linux`;
+    // Only whether wdctl is there: it opens the device, and its close with
+    // the magic character would stop a device a killed koinode left running
+    // (which must fire). The timeout is set when this koinode arms it.
+    const r = spawnSync('wdctl', ['--version'], { encoding: 'utf8', timeout: 5000 });
+    if (r.error !== undefined || r.status !== 0) return `cannot run wdctl, which sets the device's timeout — install util-linux`;
+    return null;
+  }
+
+  /**
+   * Set the timeout of a character device (it must not be open), and check
+   * that the kernel took it. Null when it did, else why not.
+   */
+  private setTimeout(): string | null {
+    const seconds = this.timeoutMs! / 1000;
+    const env = { ...process.env, LC_ALL: 'C' };
+    const r = spawnSync('wdctl', ['--settimeout', String(seconds), this.device], { encoding: 'utf8', env, timeout: 5000 });
+    if (r.error !== undefined) return `cannot run wdctl (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})`;
     const out = `${r.stdout}${r.stderr}`.trim();
     if (r.status !== 0) return `wdctl could not set the timeout to ${seconds}s: ${out.split('\n')[0]}`;
     const m = /set to (\d+) second/.exec(out);
@@ -94,9 +111,12 @@ export class Watchdog {
     const took = Number(m[1]);
     // A device that rounds up would reset the machine too late.
     if (took > seconds) return `${this.device} takes no timeout below ${took}s, and these timings need at most ${seconds}s`;
-    const flags = spawnSync('wdctl', ['--flags-only', '--noheadings', '--raw', '--output', 'FLAG', this.device], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' }, timeout: 5000 });
-    if (flags.status === 0 && !/\bMAGICCLOSE\b/.test(flags.stdout)) {
-      this.log.warn(`${this.device} does not support the magic close: closing it may not stop it, and the machine could reset after a switchover — use another driver (softdog has it)`);
+    if (!this.magicCloseChecked) {
+      this.magicCloseChecked = true;
+      const flags = spawnSync('wdctl', ['--flags-only', '--noheadings', '--raw', '--output', 'FLAG', this.device], { encoding: 'utf8', env, timeout: 5000 });
+      if (flags.status === 0 && !/\bMAGICCLOSE\b/.test(flags.stdout)) {
+        this.log.warn(`${this.device} does not support the magic close: closing it may not stop it, and the machine could reset after a switchover — use another driver (softdog has it)`);
+      }
     }
     return null;
   }
@@ -111,11 +131,19 @@ export class Watchdog {
         this.fd = openSync(this.device, constants.O_WRONLY | constants.O_NONBLOCK);
         writeSync(this.fd, `timeout=${this.timeoutMs / 1000}\n`);
       } else {
+        const why = this.setTimeout();
+        if (why !== null) {
+          // Not tried again: a device that refused once will refuse again.
+          this.problem = why;
+          this.log.error(`cannot arm watchdog: ${why}${this.mode === 'required' ? ' — this runner will not be promoted' : ' — going on without one ([node] watchdog = auto)'}`);
+          return false;
+        }
         this.fd = openSync(this.device, 'w');
       }
     } catch (e) {
       this.closeQuietly();
-      this.log.error(`cannot arm watchdog ${this.device}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      this.problem = `cannot open ${this.device}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      this.log.error(`cannot arm watchdog: ${this.problem}${this.mode === 'required' ? ' — this runner will not be promoted' : ' — going on without one ([node] watchdog = auto)'}`);
       return false;
     }
     this.log.info(`watchdog ${this.device} armed (${this.timeoutMs / 1000}s)`);

@@ -5,7 +5,10 @@
 // before any other runner begins its promote, with no fence configured.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { startNode } from '../../src/demo/local-cluster';
 import { join } from 'node:path';
 import { WatchdogStandIn } from '../../src/demo/watchdog-standin';
 import { TestCluster } from './harness';
@@ -115,5 +118,49 @@ test('watchdog = required without a usable device: the runner is never promoted,
     assert.notEqual(r.code, 0, 'promote of a runner without its required watchdog was accepted');
   } finally {
     await c.stop();
+  }
+});
+
+test('a character device: the timeout is set with wdctl when koinode arms it, never at start (a running device a killed koinode left must not be stopped)', async (t) => {
+  // A stand-in character device (the null device's numbers) and a wdctl
+  // that records how it is called and answers like util-linux's.
+  const dir = mkdtempSync(join(tmpdir(), 'koi-wdctl-'));
+  const dev = join(dir, 'watchdog');
+  if (spawnSync('mknod', [dev, 'c', '1', '3']).status !== 0) {
+    t.skip('mknod needs root (CI runs as root)');
+    return;
+  }
+  const calls = join(dir, 'wdctl.calls');
+  writeFileSync(
+    join(dir, 'wdctl'),
+    `#!/bin/sh\necho "$*" >> ${calls}\ncase "$1" in\n  --settimeout) echo "Timeout has been set to $2 seconds." ;;\n  --flags-only) echo MAGICCLOSE ;;\nesac\nexit 0\n`,
+    { mode: 0o755 },
+  );
+  const c = await TestCluster.start(
+    [
+      { name: 'n1', priority: 3 },
+      { name: 'n2', priority: 2 },
+    ],
+    { extra: { ...TIMINGS, cluster: { quorum: '1' } }, start: false, extraFor: (node): Record<string, Record<string, string>> => (node === 'n1' ? { node: { watchdog: 'required', watchdog_device: dev } } : {}) },
+  );
+  try {
+    startNode(c.node('n1'), { KOI_JOURNAL: c.journal, KOI_JOURNAL_DIR: c.root, PATH: `${dir}:${process.env.PATH}` });
+    c.startNode('n2');
+    await c.waitFor('n1 master', (s) => c.settled(s) && s.cluster.master === 'n1', 15_000);
+    const log = c.log('n1');
+    const lines = readFileSync(calls, 'utf8').trim().split('\n');
+    assert.equal(lines[0], '--version', 'at start wdctl is only asked for its version');
+    assert.equal(lines[1], `--settimeout 1 ${dev}`, `then the timeout, when arming: ${lines.join(' | ')}`);
+    assert.match(log, /watchdog \S+ armed \(1s\)/);
+    const armedAt = log.search(/watchdog \S+ armed/);
+    const promoteAt = log.search(/scripts: db\/promote/);
+    assert.ok(armedAt < promoteAt, 'armed before the promote');
+    const r = await c.koi(['promote', 'n2']);
+    assert.equal(r.code, 0, r.stderr);
+    await c.waitFor('n2 master', (s) => c.settled(s) && s.cluster.master === 'n2', 15_000);
+    assert.match(c.log('n1'), /watchdog \S+ disarmed/);
+  } finally {
+    await c.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -247,7 +247,11 @@ export class Checker {
    */
   koinodeRestarted(atMs: number, node: NodeName): void {
     this.thawed(atMs, node);
-    for (const s of this.machine(node).services.values()) s.bootCheck = true;
+    // A failure sequence belonged to the dead koinode: the new one starts from its boot checks.
+    for (const s of this.machine(node).services.values()) {
+      s.bootCheck = true;
+      s.failing = false;
+    }
   }
 
   fenceFailed(node: NodeName): void {
@@ -352,6 +356,8 @@ export class Checker {
   runEnd(atMs: number, node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null, orphan = false): void {
     this.applyEnd(node, service, event, exitCode, signal);
     const m = this.machine(node);
+    // Nobody runs a failure sequence for a killed koinode's script.
+    if (orphan) m.services.get(service)!.failing = false;
     this.releasePastBound(atMs, m);
     // A killed koinode's promote that runs on and succeeds makes its service
     // master whatever happened since: as if it began now.

@@ -5,11 +5,11 @@ import { findFlaps, flapWindowMs, LivenessJudge, type Disturbance, type Violatio
 import { World } from './world';
 import { watchdogTimeoutMs } from '../../src/core/runner';
 
-/** Give every runner of a watchdog shape its device, with the timeout koinode would set. */
+/** Give every runner of a watchdog shape its device; each koinode sets its timeout from its own timings. */
 function armWatchdogs(w: World, shape: Shape, p: CoreParams): number {
   const t = shape.watchdog ? watchdogTimeoutMs(p, 100) : null;
   if (t === null) return 0;
-  for (const x of shape.peers) if (x.runner) w.setWatchdog(x.name, t);
+  for (const x of shape.peers) if (x.runner) w.setWatchdog(x.name);
   return t;
 }
 

@@ -181,8 +181,138 @@ test('maintenance off, then frozen: reset before the role is freed', () => {
   assertNoViolations(w);
 });
 
-test('rule removed (timeout half of lease + demote − margin, beyond half of demote − margin): two masters after maintenance off', () => {
+test('rule removed (in maintenance feed whatever T is, with T = half of lease + demote − margin): two masters after maintenance off', () => {
   const old = Math.floor((MAINT.masterLeaseMs + MAINT.demoteTimeoutMs - simParams().safetyMarginMs) / 2 / 100) * 100;
-  const w = maintenanceOffThenFrozen(old);
+  const restore = Runner.prototype.watchdogDemand;
+  Runner.prototype.watchdogDemand = function (this: Runner, nowMs: number, timeoutMs: number) {
+    const d = restore.call(this, nowMs, timeoutMs);
+    return d !== 'disarm' && this.inMaintenance() ? 'feed' : d;
+  };
+  try {
+    const w = maintenanceOffThenFrozen(old);
+    assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), `violations: ${JSON.stringify(w.checker.violations)}`);
+  } finally {
+    Runner.prototype.watchdogDemand = restore;
+  }
+});
+
+/**
+ * In maintenance the operator shortens demote_timeout everywhere: the master
+ * is reloaded (its device keeps the timeout it was armed with, now more than
+ * the new demote allows), the other runner and the elector restarted. Then
+ * the master is cut off, maintenance ends, it heals, learns it, and freezes.
+ * Found by a review (a-reload).
+ */
+function reloadInMaintenance(feedFreely: boolean): World {
+  const restore = Runner.prototype.watchdogDemand;
+  if (feedFreely) {
+    Runner.prototype.watchdogDemand = function (this: Runner, nowMs: number, timeoutMs: number) {
+      const d = restore.call(this, nowMs, timeoutMs);
+      return d !== 'disarm' && this.inMaintenance() ? 'feed' : d;
+    };
+  }
+  try {
+    const w = cluster({
+      nodes: [
+        { name: 'n1', priority: 9, runner: false },
+        { name: 'n2', priority: 2 },
+        { name: 'n3', priority: 1 },
+      ],
+      watchdogMs: 'own',
+      params: { masterLeaseMs: 2000, demoteTimeoutMs: 3000 },
+    });
+    assert.ok(w.runUntilTrue(() => settled(w) && masterOf(w) !== null, 5000), 'settled');
+    const m = masterOf(w)!;
+    adminSync(w, { kind: 'maintenance', on: true });
+    w.runFor(500);
+    w.reload(m, { demoteTimeoutMs: 600 });
+    for (const n of ['n1', 'n2', 'n3'].filter((x) => x !== m)) {
+      w.crash(n);
+      w.reload(n, { demoteTimeoutMs: 600 });
+      w.runFor(200);
+      w.restart(n);
+      w.runFor(3000);
+    }
+    const rest = ['n1', 'n2', 'n3'].filter((n) => n !== m);
+    partition(w, [m], rest);
+    w.runFor(3000);
+    adminSync(w, { kind: 'maintenance', on: false }, rest.find((n) => w.core(n)!.isLeader()) ?? rest[0]!);
+    w.runFor(1500);
+    partition(w, [m], rest, false);
+    w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 100 } : undefined);
+    w.runUntilTrue(() => w.core(m)!.state.maintenance === false, 3000);
+    w.runFor(5);
+    w.freeze(m);
+    w.runFor(5000);
+    return w;
+  } finally {
+    Runner.prototype.watchdogDemand = restore;
+  }
+}
+
+test('a reload that shortens demote_timeout in maintenance: the old timeout is no longer fed freely, reset in time', () => {
+  assertNoViolations(reloadInMaintenance(false));
+});
+
+test('rule removed (fed freely in maintenance whatever the timeout): two masters after the reload', () => {
+  const w = reloadInMaintenance(true);
+  assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), `violations: ${JSON.stringify(w.checker.violations)}`);
+});
+
+/**
+ * A leader appends "maintenance on" and reaches only the runners before it
+ * loses its electors (never committed). The master, cut off, is killed and
+ * started again: its saved state says maintenance. Found by a review
+ * (c-uncommitted): the restarted runner took it as in force and fed its
+ * watchdog freely while a new leader, without the maintenance, freed its
+ * role by timing.
+ */
+function uncommittedMaintenanceThenKilled(trustSaved: boolean): World {
+  const restore = Runner.prototype.inMaintenance;
+  if (trustSaved) {
+    Runner.prototype.inMaintenance = function (this: Runner) {
+      return (this as unknown as { maintenance: boolean }).maintenance;
+    };
+  }
+  try {
+    const all = ['e1', 'e2', 'e3', 'r1', 'r2'];
+    const w = cluster({
+      nodes: [
+        { name: 'e1', priority: 9, runner: false },
+        { name: 'e2', priority: 8, runner: false },
+        { name: 'e3', priority: 7, runner: false },
+        { name: 'r1', priority: 2, elector: false },
+        { name: 'r2', priority: 1, elector: false },
+      ],
+      watchdogMs: 'own',
+      params: LONG,
+    });
+    assert.ok(w.runUntilTrue(() => settled(w) && masterOf(w) !== null, 8000), 'settled');
+    const m = masterOf(w)!;
+    w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 10 } : undefined);
+    w.runUntilTrue(() => w.nodes.get(m)!.runs.size === 0, 2000);
+    partition(w, ['e1'], ['e2', 'e3']);
+    w.admin({ kind: 'maintenance', on: true }, 'e1');
+    assert.ok(w.runUntilTrue(() => w.core(m)!.state.maintenance, 1000), 'the master has the uncommitted maintenance');
+    partition(w, [m], all.filter((x) => x !== m));
+    w.crash('e1');
+    w.runFor(200);
+    w.killKoinode(m);
+    w.runFor(300);
+    w.restart(m);
+    w.runFor(12_000);
+    return w;
+  } finally {
+    Runner.prototype.inMaintenance = restore;
+  }
+}
+
+test('maintenance in the saved state but never committed: not taken as in force after a restart, the watchdog resets in time', () => {
+  const w = uncommittedMaintenanceThenKilled(false);
+  assertNoViolations(w);
+});
+
+test('rule removed (saved maintenance trusted after a restart): two masters', () => {
+  const w = uncommittedMaintenanceThenKilled(true);
   assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), `violations: ${JSON.stringify(w.checker.violations)}`);
 });

@@ -18,6 +18,7 @@ import type {
   ServiceDef,
 } from '../../src/core/types';
 import { assertNever } from '../../src/core/types';
+import { watchdogTimeoutMs } from '../../src/core/runner';
 import { Checker, type Disturbance } from './checker';
 import { Rng } from './rng';
 
@@ -87,7 +88,12 @@ interface SimNode {
 }
 
 interface SimWatchdog {
+  /** The device's timeout, as the koinode that last armed it set it. */
   timeoutMs: number;
+  /** A test's fixed timeout for every koinode (else each computes its own at start, as koinode does). */
+  fixedMs: number | null;
+  /** The running koinode's T (null: its timings leave no room for a watchdog). */
+  koinodeMs: number | null;
   armed: boolean;
   /** The koinode incarnation that opened it: only that one can close it with the magic character. */
   openedBy: number;
@@ -288,9 +294,11 @@ export class World {
       if (to === name) this.observeDelivery(name, inc, msg);
       send(to, msg);
     };
-    // Like koinode's edge: a device it can use is reported before the first
-    // tick (it cannot tell whether a predecessor left it running).
-    if (n.wd !== null && n.core.runner !== null) n.core.step({ kind: 'watchdog', state: 'ready' }, this.clock(name));
+    // Like koinode's edge: its T from its own timings at start, and a device
+    // it can use reported before the first tick (it cannot tell whether a
+    // predecessor left it running, and does not touch it).
+    if (n.wd !== null) n.wd.koinodeMs = n.wd.fixedMs ?? watchdogTimeoutMs(this.paramsOf(name), 100);
+    if (n.wd !== null && n.wd.koinodeMs !== null && n.core.runner !== null) n.core.step({ kind: 'watchdog', state: 'ready' }, this.clock(name));
     this.flush(n);
   }
 
@@ -336,7 +344,7 @@ export class World {
       n.runs.clear();
       this.log(`${name} crashes`);
       this.disturb(`${name} crashes`);
-      if (n.wd !== null) n.wd = { timeoutMs: n.wd.timeoutMs, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
+      if (n.wd !== null) n.wd = { ...n.wd, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
       this.checker.machineDown(name);
       return;
     }
@@ -349,7 +357,7 @@ export class World {
     for (const r of n.runs.values()) r.done = true;
     n.runs.clear();
     // The device resets with the machine.
-    if (n.wd !== null) n.wd = { timeoutMs: n.wd.timeoutMs, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
+    if (n.wd !== null) n.wd = { ...n.wd, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
     this.checker.machineDown(name);
   }
 
@@ -360,7 +368,6 @@ export class World {
     let interrupted: string[] = [];
     if (n.killed) {
       n.killed = false;
-      this.checker.koinodeRestarted(this.nowMs, name);
       if (this.reapOrphans) {
         const suspect = new Set<string>();
         for (const r of [...n.runs.values()]) {
@@ -371,6 +378,8 @@ export class World {
         interrupted = [...suspect];
       }
       if (this.recordHolding && n.heldAtKill) interrupted = this.services.map((d) => d.name);
+      // After the reaping: the orphans' ends are not the new koinode's boot checks.
+      this.checker.koinodeRestarted(this.nowMs, name);
     }
     if (loseState) {
       this.log(`${name} lost its saved state`);
@@ -464,8 +473,9 @@ export class World {
    * Give `name`'s machine a watchdog device that resets it `timeoutMs` after
    * the last keepalive while armed (call before start).
    */
-  setWatchdog(name: NodeName, timeoutMs: number): void {
-    this.nodes.get(name)!.wd = { timeoutMs, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
+  setWatchdog(name: NodeName, timeoutMs?: number): void {
+    const fixed = timeoutMs ?? null;
+    this.nodes.get(name)!.wd = { timeoutMs: fixed ?? 0, fixedMs: fixed, koinodeMs: fixed, armed: false, openedBy: 0, lastFeedMs: -Infinity, checkPending: false };
   }
 
   /** Watchdog resets so far. */
@@ -475,16 +485,17 @@ export class World {
   private watchdogStep(n: SimNode): void {
     const wd = n.wd;
     const core = n.core;
-    if (wd === null || core === null || core.runner === null) return;
+    if (wd === null || core === null || core.runner === null || wd.koinodeMs === null) return;
     const name = n.peer.name;
-    const demand = core.runner.watchdogDemand(this.clock(name), wd.timeoutMs);
+    const demand = core.runner.watchdogDemand(this.clock(name), wd.koinodeMs);
     switch (demand) {
       case 'feed':
         wd.lastFeedMs = this.nowMs;
         if (wd.openedBy !== n.incarnation) {
-          // Opening it (again: a predecessor may have left it running) arms it.
+          // Setting the timeout and opening it (again: a predecessor may have left it running) arms it.
           wd.armed = true;
           wd.openedBy = n.incarnation;
+          wd.timeoutMs = wd.koinodeMs;
           this.log(`${name} arms its watchdog`);
           this.checker.watchdogArmed(name, true);
           this.call(n, () => core.step({ kind: 'watchdog', state: 'armed' }, this.clock(name)));
