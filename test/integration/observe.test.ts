@@ -104,8 +104,11 @@ test('koinode sends WATCHDOG=1 from its loop at half of WatchdogSec, and none wh
     while (pings().length < 4 && Date.now() < end2) await new Promise((r) => setTimeout(r, 50));
     const before = pings();
     assert.ok(before.length >= 4, `pings: ${got}`);
+    // Each ping is a spawned systemd-notify, whose start-up varies on a busy
+    // machine: judge the rate, and that no gap came near WatchdogSec.
     const gaps = before.slice(1).map((x, i) => x - before[i]!);
-    assert.ok(gaps.every((g) => g >= 400 && g <= 1000), `gaps between pings (ms): ${gaps.join(', ')}`);
+    const meanMs = (before.at(-1)! - before[0]!) / gaps.length;
+    assert.ok(meanMs >= 400 && meanMs <= 700 && gaps.every((g) => g < 1000), `gaps between pings (ms): ${gaps.join(', ')}`);
     p.kill('SIGSTOP');
     const stoppedAt = Date.now();
     await new Promise((r) => setTimeout(r, 2000));

@@ -67,7 +67,6 @@ test('a promote orphaned by kill -9 of koinode is killed at the next start, and 
     assert.ok(processAlive(orphan), 'the promote lives on without its koinode (what this test is about)');
     const records = readdirSync(join(v.dir, 'state', 'runs'));
     assert.deepEqual(records.filter((f) => f !== 'holding.json').length, 1, `one run recorded in state_dir/runs: ${records.join(', ')}`);
-    assert.ok(records.includes('holding.json'), 'a runner in its promote holds the role');
     await sleep(700);
     c.startNode(victim);
 
