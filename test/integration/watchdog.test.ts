@@ -146,6 +146,11 @@ test('a character device: the timeout is set with wdctl when koinode arms it, ne
   try {
     startNode(c.node('n1'), { KOI_JOURNAL: c.journal, KOI_JOURNAL_DIR: c.root, PATH: `${dir}:${process.env.PATH}` });
     c.startNode('n2');
+    const first = await c.waitFor('settled', (s) => c.settled(s) && s.nodes.every((n) => n.reachable), 15_000);
+    if (first.cluster.master !== 'n1') {
+      const p = await c.koi(['promote', 'n1']);
+      assert.equal(p.code, 0, p.stderr);
+    }
     await c.waitFor('n1 master', (s) => c.settled(s) && s.cluster.master === 'n1', 15_000);
     const log = c.log('n1');
     const lines = readFileSync(calls, 'utf8').trim().split('\n');
