@@ -267,8 +267,13 @@ export class Runner {
     const before = `${this.maintenance}|${this.adminStopped}|${this.pendingFailures.length}`;
     if (!state.maintenance) {
       if (this.maintenance) {
-        this.maintenanceOffMs = nowMs;
-        this.leaseKnown = true;
+        // Maintenance ending starts a lease of its own only if a leader
+        // confirmed it: one that was never committed freed nothing from
+        // timing, and the leader now counts only its own grants.
+        if (!this.maintenanceUnconfirmed) {
+          this.maintenanceOffMs = nowMs;
+          this.leaseKnown = true;
+        }
         // Resume from what the services say now, not from what we last knew.
         for (const s of this.services) if (s.state === 'started' || s.state === 'promoted') s.check ??= 'resume';
       }

@@ -157,7 +157,10 @@ export class Watchdog {
       writeSync(this.fd, 'k');
       return true;
     } catch (e) {
-      this.log.error(`watchdog ${this.device} keepalive failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      // Not armed again: that would run wdctl, whose magic close stops the
+      // countdown that is still running (the close below pings it once).
+      this.problem = `keepalive failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      this.log.error(`watchdog ${this.device} ${this.problem}${this.mode === 'required' ? ' — this runner will not be promoted again' : ' — going on without one ([node] watchdog = auto)'}`);
       this.closeQuietly();
       return false;
     }

@@ -316,3 +316,66 @@ test('rule removed (saved maintenance trusted after a restart): two masters', ()
   const w = uncommittedMaintenanceThenKilled(true);
   assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), `violations: ${JSON.stringify(w.checker.violations)}`);
 });
+
+/**
+ * The same never-committed maintenance; the master's demote hangs and its
+ * koinode is killed while it lets go, started again, and later hears a new
+ * leader (without the maintenance) say "maintenance off". Found by a third
+ * review (maint-off-arm): that "off" started a lease nobody had granted, so
+ * the new koinode armed (stopping its predecessor's countdown) and fed past
+ * the instant the leader freed the role.
+ */
+function uncommittedMaintenanceOff(offStartsLease: boolean): World {
+  const restore = Runner.prototype.onHeartbeat;
+  if (offStartsLease) {
+    // The removed rule: an unconfirmed maintenance counts as confirmed.
+    Runner.prototype.onHeartbeat = function (this: Runner, ...args: Parameters<Runner['onHeartbeat']>) {
+      (this as unknown as { maintenanceUnconfirmed: boolean }).maintenanceUnconfirmed = false;
+      return restore.apply(this, args);
+    };
+  }
+  try {
+    const all = ['e1', 'e2', 'e3', 'r1', 'r2'];
+    const w = cluster({
+      nodes: [
+        { name: 'e1', priority: 9, runner: false },
+        { name: 'e2', priority: 8, runner: false },
+        { name: 'e3', priority: 7, runner: false },
+        { name: 'r1', priority: 2, elector: false },
+        { name: 'r2', priority: 1, elector: false },
+      ],
+      watchdogMs: 'own',
+      params: LONG,
+    });
+    assert.ok(w.runUntilTrue(() => settled(w) && masterOf(w) !== null, 8000), 'settled');
+    const m = masterOf(w)!;
+    w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 10 } : node === m && req.event === 'demote' ? { exitCode: 'hang' } : undefined);
+    w.runUntilTrue(() => w.nodes.get(m)!.runs.size === 0, 2000);
+    partition(w, ['e1'], ['e2', 'e3']);
+    w.admin({ kind: 'maintenance', on: true }, 'e1');
+    assert.ok(w.runUntilTrue(() => w.core(m)!.state.maintenance, 1000), 'the master has the uncommitted maintenance');
+    partition(w, [m], all.filter((x) => x !== m));
+    w.crash('e1');
+    w.runFor(4500);
+    w.killKoinode(m);
+    w.runFor(50);
+    w.restart(m);
+    w.runFor(1250);
+    partition(w, [m], all.filter((x) => x !== m && x !== 'e1'), false);
+    w.runFor(60);
+    w.freeze(m);
+    w.runFor(12_000);
+    return w;
+  } finally {
+    Runner.prototype.onHeartbeat = restore;
+  }
+}
+
+test('"maintenance off" for a maintenance never committed starts no lease: the predecessor\'s watchdog still resets in time', () => {
+  assertNoViolations(uncommittedMaintenanceOff(false));
+});
+
+test('rule removed (that "off" starts a lease): two masters', () => {
+  const w = uncommittedMaintenanceOff(true);
+  assert.ok(w.checker.violations.some((v) => v.kind === 'two-masters'), `violations: ${JSON.stringify(w.checker.violations)}`);
+});
