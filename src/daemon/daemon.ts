@@ -178,7 +178,7 @@ export class Daemon {
       warn: (m) => this.log.warn('watchdog', m),
       error: (m) => this.log.error('watchdog', m),
     });
-    this.core.step({ kind: 'watchdog', state: this.watchdog.probe() }, monotonicMs());
+    this.core.step({ kind: 'watchdog', state: this.watchdog.probe(!left.holdingKept) }, monotonicMs());
     this.auth = new Authenticator(c.cluster.secret, c.cluster.id, c.node.name);
     this.executor = new Executor({
       onLine: (job, line, stream) => this.scriptLine(job, line, stream),

@@ -7,10 +7,10 @@
 //
 // Two kinds of device:
 // - a character device (/dev/watchdog, softdog or hardware): its timeout is
-//   set with util-linux's `wdctl --settimeout` each time koinode arms it,
-//   just before it opens it (the kernel answers with the timeout it took;
-//   never at start, when a device a killed koinode left running must not be
-//   stopped by wdctl's own magic close);
+//   set with util-linux's `wdctl --settimeout` (the kernel answers with the
+//   timeout it took): at start when no earlier koinode may have held the
+//   role, else just before this koinode first opens it — a device a killed
+//   koinode left running must not be stopped early by wdctl's magic close;
 // - a FIFO: a stand-in for tests and demonstrations (src/demo/watchdog-
 //   standin.ts). koinode writes `timeout=<seconds>` when it opens it (what
 //   the ioctl does on a device), then one byte per keepalive, and `V` before
@@ -35,6 +35,8 @@ export class Watchdog {
   private problem: string | null = null;
   private magicCloseWarned = false;
   private magicCloseChecked = false;
+  /** This process set the device's timeout already. */
+  private timeoutSet = false;
 
   constructor(
     readonly mode: WatchdogMode,
@@ -58,9 +60,17 @@ export class Watchdog {
    * device. 'off' in mode off, or in mode auto when it cannot be used (said
    * once in the log); 'unavailable' in mode required.
    */
-  probe(): WatchdogState {
+  probe(nothingHeld: boolean): WatchdogState {
     if (this.mode === 'off') return 'off';
     this.problem = this.check();
+    // wdctl closes the device with the magic character. When no earlier
+    // koinode of this boot may have held the role, no countdown of its can be
+    // running: set the timeout now, so that arming is a bare open. Otherwise
+    // wait until this koinode arms it (a grant, or a confirmed maintenance).
+    if (this.problem === null && this.kind === 'chardev' && nothingHeld) {
+      this.problem = this.setTimeout();
+      this.timeoutSet = this.problem === null;
+    }
     if (this.problem === null) {
       this.log.info(`watchdog ${this.device} (${this.kind}): timeout ${this.timeoutMs! / 1000}s, armed while this runner holds the master role`);
       return 'ready';
@@ -131,7 +141,8 @@ export class Watchdog {
         this.fd = openSync(this.device, constants.O_WRONLY | constants.O_NONBLOCK);
         writeSync(this.fd, `timeout=${this.timeoutMs / 1000}\n`);
       } else {
-        const why = this.setTimeout();
+        const why = this.timeoutSet ? null : this.setTimeout();
+        this.timeoutSet = why === null;
         if (why !== null) {
           // Not tried again: a device that refused once will refuse again.
           this.problem = why;

@@ -121,7 +121,7 @@ test('watchdog = required without a usable device: the runner is never promoted,
   }
 });
 
-test('a character device: the timeout is set with wdctl when koinode arms it, never at start (a running device a killed koinode left must not be stopped)', async (t) => {
+test('a character device: wdctl sets the timeout at start when nothing was held, but not after a kill -9 of a master (its running countdown must not be stopped)', async (t) => {
   // A stand-in character device (the null device's numbers) and a wdctl
   // that records how it is called and answers like util-linux's.
   const dir = mkdtempSync(join(tmpdir(), 'koi-wdctl-'));
@@ -131,6 +131,7 @@ test('a character device: the timeout is set with wdctl when koinode arms it, ne
     return;
   }
   const calls = join(dir, 'wdctl.calls');
+  const callLines = () => readFileSync(calls, 'utf8').trim().split('\n');
   writeFileSync(
     join(dir, 'wdctl'),
     `#!/bin/sh\necho "$*" >> ${calls}\ncase "$1" in\n  --settimeout) echo "Timeout has been set to $2 seconds." ;;\n  --flags-only) echo MAGICCLOSE ;;\nesac\nexit 0\n`,
@@ -143,8 +144,9 @@ test('a character device: the timeout is set with wdctl when koinode arms it, ne
     ],
     { extra: { ...TIMINGS, cluster: { quorum: '1' } }, start: false, extraFor: (node): Record<string, Record<string, string>> => (node === 'n1' ? { node: { watchdog: 'required', watchdog_device: dev } } : {}) },
   );
+  const env = { KOI_JOURNAL: c.journal, KOI_JOURNAL_DIR: c.root, PATH: `${dir}:${process.env.PATH}` };
   try {
-    startNode(c.node('n1'), { KOI_JOURNAL: c.journal, KOI_JOURNAL_DIR: c.root, PATH: `${dir}:${process.env.PATH}` });
+    startNode(c.node('n1'), env);
     c.startNode('n2');
     const first = await c.waitFor('settled', (s) => c.settled(s) && s.nodes.every((n) => n.reachable), 15_000);
     if (first.cluster.master !== 'n1') {
@@ -152,18 +154,31 @@ test('a character device: the timeout is set with wdctl when koinode arms it, ne
       assert.equal(p.code, 0, p.stderr);
     }
     await c.waitFor('n1 master', (s) => c.settled(s) && s.cluster.master === 'n1', 15_000);
+    const lines = callLines();
+    assert.deepEqual(lines.slice(0, 2), ['--version', `--settimeout 1 ${dev}`], `a first start sets the timeout at once: ${lines.join(' | ')}`);
     const log = c.log('n1');
-    const lines = readFileSync(calls, 'utf8').trim().split('\n');
-    assert.equal(lines[0], '--version', 'at start wdctl is only asked for its version');
-    assert.equal(lines[1], `--settimeout 1 ${dev}`, `then the timeout, when arming: ${lines.join(' | ')}`);
-    assert.match(log, /watchdog \S+ armed \(1s\)/);
-    const armedAt = log.search(/watchdog \S+ armed/);
-    const promoteAt = log.search(/scripts: db\/promote/);
-    assert.ok(armedAt < promoteAt, 'armed before the promote');
-    const r = await c.koi(['promote', 'n2']);
-    assert.equal(r.code, 0, r.stderr);
-    await c.waitFor('n2 master', (s) => c.settled(s) && s.cluster.master === 'n2', 15_000);
-    assert.match(c.log('n1'), /watchdog \S+ disarmed/);
+    assert.ok(log.search(/watchdog \S+ armed \(1s\)/) >= 0 && log.search(/watchdog \S+ armed/) < log.search(/scripts: db\/promote/), 'armed before the promote');
+
+    // kill -9 of the master's koinode: its device keeps counting down; the
+    // next koinode must not let wdctl's magic close stop it at start.
+    const v = c.node('n1');
+    const exited = new Promise((r) => v.proc!.once('exit', r));
+    v.proc!.kill('SIGKILL');
+    await exited;
+    const before = callLines().length;
+    startNode(v, env);
+    const end = Date.now() + 10_000;
+    while (!/interrupted|died while this runner held/.test(c.log('n1')) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    const log2 = c.log('n1');
+    const after = callLines().slice(before);
+    const restartAt = log2.lastIndexOf('died while this runner held');
+    assert.ok(restartAt >= 0, 'the new koinode knew its predecessor held the role');
+    assert.equal(after[0], '--version');
+    assert.ok(!after.slice(0, 1).some((l) => l.startsWith('--settimeout')), `at this start: ${after.join(' | ')}`);
+    // It sets the timeout only when it arms again, if it does.
+    const armedAgain = log2.indexOf('armed (1s)', restartAt);
+    if (armedAgain < 0) assert.ok(!after.some((l) => l.startsWith('--settimeout')), `wdctl set the timeout without arming: ${after.join(' | ')}`);
   } finally {
     await c.stop();
     rmSync(dir, { recursive: true, force: true });
