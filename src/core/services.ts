@@ -32,6 +32,12 @@ export interface ServiceRt {
   disabled: boolean;
   /** A status that must run before any other script of this runner. */
   check: CheckReason | null;
+  /**
+   * Found possibly promoted after an earlier koinode was killed: it is
+   * demoted before anything else, whatever the target (its real state is
+   * unknown, so neither "promoted" nor "started" may be assumed).
+   */
+  demoteFirst: boolean;
   /** When the next periodic status is due (runner clock). */
   nextStatusMs: number;
 }
@@ -52,6 +58,7 @@ export function newService(def: ServiceDef, check: CheckReason | null = null): S
     notPromotable: false,
     disabled: def.disabled ?? false,
     check,
+    demoteFirst: false,
     nextStatusMs: Infinity,
   };
 }
@@ -130,7 +137,10 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
     for (const s of services) if (s.check !== null && settled(s)) out.push({ service: s, event: 'status' });
     return out;
   }
-  const want = (s: ServiceRt) => targetLevel(s.disabled ? 'stopped' : target);
+  // Services found possibly promoted are demoted (in order) before the runner
+  // aims higher than started again.
+  const aim: ServiceTarget = target === 'promoted' && services.some((s) => s.demoteFirst) ? 'started' : target;
+  const want = (s: ServiceRt) => targetLevel(s.disabled ? 'stopped' : aim);
   const live = services.filter((s) => s.failurePath === 'none' && s.state !== 'failed' && !s.disabled);
   const goingDown = live.some((s) => level(s.state) > want(s) || s.state === 'demoting' || s.state === 'stopping');
   // Phases: every demote before any stop, every start before any promote.
@@ -225,6 +235,7 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
       break;
     case 'demote':
       if (ok) s.holding = false;
+      s.demoteFirst = false;
       break;
     case 'start':
     case 'promote':
@@ -265,6 +276,7 @@ function finishStatus(s: ServiceRt, exitCode: number | null, signal: string | nu
     } else {
       s.state = 'promoted';
       s.holding = true;
+      s.demoteFirst = true;
     }
     return false;
   }

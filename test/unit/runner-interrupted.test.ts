@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runner, type RunnerOutput } from '../../src/core/runner';
 import { simParams } from '../sim/run-seed';
+import { initialClusterState } from '../../src/core/state';
 
 function boot(interrupted: string[], scripts?: string[]) {
   let runId = 0;
@@ -50,4 +51,24 @@ test('not interrupted: the same boot status of 0 frees the runner at once (the r
   assert.deepEqual(h.step(0), ['status']);
   assert.equal(h.runner.report(0).holding, false);
   assert.deepEqual(h.step(), []);
+});
+
+test('interrupted and designated at once: demoted first, then promoted (its real state is unknown)', () => {
+  let runId = 0;
+  const runner = new Runner('n2', simParams(), [{ name: 'db', priority: 10 }], 1, () => ++runId, 0, false, ['db']);
+  const state = initialClusterState();
+  const events: string[] = [];
+  const step = (exit = 0) => {
+    const out: RunnerOutput = { runs: [], signals: [], events: [] };
+    runner.tick(0, out);
+    for (const r of out.runs) {
+      events.push(r.event);
+      runner.scriptDone(0, r.runId, exit, null, [], 1, out);
+    }
+  };
+  step(1); // the boot status fails: unknown
+  runner.onHeartbeat(0, { epoch: 1, seq: 1, master: 'n2', masterEpoch: 1, grant: { echoMs: 0, incarnation: 1 } }, state, true);
+  step();
+  step();
+  assert.deepEqual(events, ['status', 'demote', 'promote']);
 });
