@@ -139,7 +139,7 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
   }
   // Services found possibly promoted are demoted (in order) before the runner
   // aims higher than started again.
-  const aim: ServiceTarget = target === 'promoted' && services.some((s) => s.demoteFirst) ? 'started' : target;
+  const aim: ServiceTarget = target === 'promoted' && services.some((s) => s.demoteFirst && level(s.state) === 2) ? 'started' : target;
   const want = (s: ServiceRt) => targetLevel(s.disabled ? 'stopped' : aim);
   const live = services.filter((s) => s.failurePath === 'none' && s.state !== 'failed' && !s.disabled);
   const goingDown = live.some((s) => level(s.state) > want(s) || s.state === 'demoting' || s.state === 'stopping');
@@ -214,6 +214,9 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
   const event = s.running;
   s.running = null;
   s.runId = null;
+  // Whatever ran next decided the service's state (an interrupted boot
+  // status sets it again below).
+  s.demoteFirst = false;
   if (event === null) return false;
   const ok = exitCode === 0 && signal === null;
   switch (event) {
@@ -235,7 +238,6 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
       break;
     case 'demote':
       if (ok) s.holding = false;
-      s.demoteFirst = false;
       break;
     case 'start':
     case 'promote':
