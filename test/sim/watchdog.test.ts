@@ -147,6 +147,53 @@ test('rule removed (keepalives until T, not 2T, before the deadline): the ping o
 });
 
 /**
+ * Three elector-only nodes, two runners. A leader (e1) appends "maintenance
+ * on" and reaches only the runners before it loses its electors: never
+ * committed. The master is then cut off from everyone, and e1 dies.
+ */
+function uncommittedMaintenanceOnCutOffMaster(demoteHangs: boolean): { w: World; m: string; all: string[] } {
+  const all = ['e1', 'e2', 'e3', 'r1', 'r2'];
+  const w = cluster({
+    nodes: [
+      { name: 'e1', priority: 9, runner: false },
+      { name: 'e2', priority: 8, runner: false },
+      { name: 'e3', priority: 7, runner: false },
+      { name: 'r1', priority: 2, elector: false },
+      { name: 'r2', priority: 1, elector: false },
+    ],
+    watchdogMs: 'own',
+    params: LONG,
+  });
+  assert.ok(w.runUntilTrue(() => settled(w) && masterOf(w) !== null, 8000), 'settled');
+  const m = masterOf(w)!;
+  w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 10 } : node === m && req.event === 'demote' && demoteHangs ? { exitCode: 'hang' } : undefined);
+  w.runUntilTrue(() => w.nodes.get(m)!.runs.size === 0, 2000);
+  partition(w, ['e1'], ['e2', 'e3']);
+  w.admin({ kind: 'maintenance', on: true }, 'e1');
+  assert.ok(w.runUntilTrue(() => w.core(m)!.state.maintenance, 1000), 'the master has the uncommitted maintenance');
+  partition(w, [m], all.filter((x) => x !== m));
+  w.crash('e1');
+  return { w, m, all };
+}
+
+/**
+ * Maintenance ends while master `m` is cut off (it is in maintenance, so it
+ * holds on); it heals, learns it within a status of 100 ms, and freezes.
+ */
+function endMaintenanceThenFreeze(w: World, m: string, rest: string[]): void {
+  partition(w, [m], rest);
+  w.runFor(3000);
+  adminSync(w, { kind: 'maintenance', on: false }, rest.find((n) => w.core(n)!.isLeader()) ?? rest[0]!);
+  w.runFor(1500);
+  partition(w, [m], rest, false);
+  w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 100 } : undefined);
+  w.runUntilTrue(() => w.core(m)!.state.maintenance === false, 3000);
+  w.runFor(5);
+  w.freeze(m);
+  w.runFor(5000);
+}
+
+/**
  * Maintenance on, the master cut off during it (it keeps feeding: no leader
  * frees a role by timing in maintenance), maintenance off, the master heals,
  * learns it, and freezes right after. Found by a review (maint-off-freeze):
@@ -161,18 +208,7 @@ function maintenanceOffThenFrozen(t: number): World {
   const m = masterOf(w)!;
   adminSync(w, { kind: 'maintenance', on: true });
   w.runFor(300);
-  const rest = ['n1', 'n2', 'n3'].filter((n) => n !== m);
-  partition(w, [m], rest);
-  w.runFor(3000);
-  const via = rest.find((n) => w.core(n)!.isLeader()) ?? rest[0]!;
-  adminSync(w, { kind: 'maintenance', on: false }, via);
-  w.runFor(1500);
-  partition(w, [m], rest, false);
-  w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 100 } : undefined);
-  w.runUntilTrue(() => w.core(m)!.state.maintenance === false, 2000);
-  w.runFor(5);
-  w.freeze(m);
-  w.runFor(4000);
+  endMaintenanceThenFreeze(w, m, ['n1', 'n2', 'n3'].filter((n) => n !== m));
   return w;
 }
 
@@ -233,17 +269,7 @@ function reloadInMaintenance(feedFreely: boolean): World {
       w.restart(n);
       w.runFor(3000);
     }
-    const rest = ['n1', 'n2', 'n3'].filter((n) => n !== m);
-    partition(w, [m], rest);
-    w.runFor(3000);
-    adminSync(w, { kind: 'maintenance', on: false }, rest.find((n) => w.core(n)!.isLeader()) ?? rest[0]!);
-    w.runFor(1500);
-    partition(w, [m], rest, false);
-    w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 100 } : undefined);
-    w.runUntilTrue(() => w.core(m)!.state.maintenance === false, 3000);
-    w.runFor(5);
-    w.freeze(m);
-    w.runFor(5000);
+    endMaintenanceThenFreeze(w, m, ['n1', 'n2', 'n3'].filter((n) => n !== m));
     return w;
   } finally {
     Runner.prototype.watchdogDemand = restore;
@@ -275,27 +301,7 @@ function uncommittedMaintenanceThenKilled(trustSaved: boolean): World {
     };
   }
   try {
-    const all = ['e1', 'e2', 'e3', 'r1', 'r2'];
-    const w = cluster({
-      nodes: [
-        { name: 'e1', priority: 9, runner: false },
-        { name: 'e2', priority: 8, runner: false },
-        { name: 'e3', priority: 7, runner: false },
-        { name: 'r1', priority: 2, elector: false },
-        { name: 'r2', priority: 1, elector: false },
-      ],
-      watchdogMs: 'own',
-      params: LONG,
-    });
-    assert.ok(w.runUntilTrue(() => settled(w) && masterOf(w) !== null, 8000), 'settled');
-    const m = masterOf(w)!;
-    w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 10 } : undefined);
-    w.runUntilTrue(() => w.nodes.get(m)!.runs.size === 0, 2000);
-    partition(w, ['e1'], ['e2', 'e3']);
-    w.admin({ kind: 'maintenance', on: true }, 'e1');
-    assert.ok(w.runUntilTrue(() => w.core(m)!.state.maintenance, 1000), 'the master has the uncommitted maintenance');
-    partition(w, [m], all.filter((x) => x !== m));
-    w.crash('e1');
+    const { w, m } = uncommittedMaintenanceOnCutOffMaster(false);
     w.runFor(200);
     w.killKoinode(m);
     w.runFor(300);
@@ -335,27 +341,7 @@ function uncommittedMaintenanceOff(offStartsLease: boolean): World {
     };
   }
   try {
-    const all = ['e1', 'e2', 'e3', 'r1', 'r2'];
-    const w = cluster({
-      nodes: [
-        { name: 'e1', priority: 9, runner: false },
-        { name: 'e2', priority: 8, runner: false },
-        { name: 'e3', priority: 7, runner: false },
-        { name: 'r1', priority: 2, elector: false },
-        { name: 'r2', priority: 1, elector: false },
-      ],
-      watchdogMs: 'own',
-      params: LONG,
-    });
-    assert.ok(w.runUntilTrue(() => settled(w) && masterOf(w) !== null, 8000), 'settled');
-    const m = masterOf(w)!;
-    w.decide = (node, req) => (node === m && req.event === 'status' ? { exitCode: 0, ms: 10 } : node === m && req.event === 'demote' ? { exitCode: 'hang' } : undefined);
-    w.runUntilTrue(() => w.nodes.get(m)!.runs.size === 0, 2000);
-    partition(w, ['e1'], ['e2', 'e3']);
-    w.admin({ kind: 'maintenance', on: true }, 'e1');
-    assert.ok(w.runUntilTrue(() => w.core(m)!.state.maintenance, 1000), 'the master has the uncommitted maintenance');
-    partition(w, [m], all.filter((x) => x !== m));
-    w.crash('e1');
+    const { w, m, all } = uncommittedMaintenanceOnCutOffMaster(true);
     w.runFor(4500);
     w.killKoinode(m);
     w.runFor(50);
