@@ -58,6 +58,8 @@ interface MachineModel {
   /** Its watchdog is armed now, and was when it froze while holding (then no overlap is excused). */
   watchdogArmed: boolean;
   frozenArmed: boolean;
+  /** Its koinode was killed while holding and started again (the holding is its predecessor's). */
+  restartedHolding: boolean;
 }
 
 /** Why an overlap of two holders was not counted as a violation. */
@@ -168,7 +170,7 @@ export class Checker {
   private machine(node: NodeName): MachineModel {
     let m = this.machines.get(node);
     if (m === undefined) {
-      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity, heldInMaintenance: false, watchdogArmed: false, frozenArmed: false };
+      m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity, heldInMaintenance: false, watchdogArmed: false, frozenArmed: false, restartedHolding: false };
       for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false, promoting: 0, bootCheck: false });
       this.machines.set(node, m);
     }
@@ -209,6 +211,7 @@ export class Checker {
     m.frozenNow = false;
     m.watchdogArmed = false;
     m.frozenArmed = false;
+    m.restartedHolding = false;
     m.fenceFailed = false;
     m.stopFailed = false;
     for (const s of m.services.values()) {
@@ -247,6 +250,8 @@ export class Checker {
    */
   koinodeRestarted(atMs: number, node: NodeName): void {
     this.thawed(atMs, node);
+    const m = this.machine(node);
+    if (m.frozenWhileHolding) m.restartedHolding = true;
     // A failure sequence belonged to the dead koinode: the new one starts from its boot checks.
     for (const s of this.machine(node).services.values()) {
       s.bootCheck = true;
@@ -267,7 +272,11 @@ export class Checker {
   private excuse(m: MachineModel, atMs: number): ExcuseCause | null {
     // Only for that freeze: while frozen, and for the demote time after its
     // thaw (it notices its lease ran out and lets go); not for good.
-    const episode = m.frozenWhileHolding && (m.frozenNow || atMs - m.thawedAtMs <= this.demoteTimeoutMs + 100);
+    // A killed koinode started again in maintenance runs no script (its
+    // predecessor's holding included) until maintenance ends: that episode
+    // lasts until then. (A thawed one is not excused so: it knows its lease.)
+    const letGoFromMs = m.restartedHolding ? Math.max(m.thawedAtMs, m.maintenanceOffMs) : m.thawedAtMs;
+    const episode = m.frozenWhileHolding && (m.frozenNow || (m.restartedHolding && m.maintenanceSeen) || atMs - letGoFromMs <= this.demoteTimeoutMs + 100);
     // An armed watchdog resets a frozen holder before any leader frees the
     // role by timing: no excuse then.
     if (episode && m.frozenArmed) return m.stopFailed ? 'stop-failed' : null;
@@ -381,9 +390,13 @@ export class Checker {
         s.level = 0;
         m.holding.delete(service);
         if (m.holding.size === 0) this.endHolding(m);
-      } else if (code !== 0 && code !== 90 && code !== 91 && code !== 93 && s.level > 0 && !boot) {
+      } else if (code !== 0 && code !== 90 && code !== 91 && code !== 93 && s.level > 0) {
         // (On a service that is not running — koinode's boot check — a failing status is no failure.)
-        s.failing = true;
+        if (!boot) s.failing = true;
+        // A restarted koinode takes a failing boot check for "not running"
+        // (SERVICES.md) and starts it again: the checker follows that
+        // contract, unless the service may still hold the role.
+        else if (!m.holding.has(service)) s.level = 0;
       }
       return;
     }
@@ -414,6 +427,7 @@ export class Checker {
   private endHolding(m: MachineModel): void {
     m.holdingSinceMs = null;
     m.frozenWhileHolding = false;
+    m.restartedHolding = false;
     m.fenceFailed = false;
     m.stopFailed = false;
   }
