@@ -321,12 +321,12 @@ export class Daemon {
       case 'feed':
         if (!this.watchdog.armed) {
           if (!this.watchdog.arm()) {
-            this.step({ kind: 'watchdog', state: this.watchdog.mode === 'required' ? 'unavailable' : 'off' });
+            this.step({ kind: 'watchdog', state: this.watchdog.lostState });
             return;
           }
           this.step({ kind: 'watchdog', state: 'armed' });
         }
-        if (!this.watchdog.feed()) this.step({ kind: 'watchdog', state: this.watchdog.mode === 'required' ? 'unavailable' : 'off' });
+        if (!this.watchdog.feed()) this.step({ kind: 'watchdog', state: this.watchdog.lostState });
         return;
       case 'starve':
         return;

@@ -50,6 +50,11 @@ export class Watchdog {
     return this.fd !== null;
   }
 
+  /** What the runner's watchdog is once the device is lost: nothing in auto mode, a bar to promotion in required mode. */
+  get lostState(): WatchdogState {
+    return this.mode === 'required' ? 'unavailable' : 'off';
+  }
+
   /** Why the device cannot be used (null: it can, or the mode is off). */
   get unusableBecause(): string | null {
     return this.problem;
