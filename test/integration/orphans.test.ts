@@ -125,8 +125,13 @@ test('a master whose koinode is killed with no script running is demoted by the 
     const killedAt = BigInt(Date.now()) * 1_000_000n;
     await sleep(300);
     c.startNode(m);
+    // The leader may still report the old master as settled before the new
+    // koinode has run anything, so wait for the new koinode's own scripts.
+    const runsAfter = () => c.journalLines().filter((l) => l[1] === m && BigInt(l[0]!) > killedAt && l[4] === 'begin').map((l) => l[3]);
+    const end = Date.now() + 20_000;
+    while (runsAfter().length < 2 && Date.now() < end) await sleep(100);
     await c.waitFor('a master again', (s) => c.settled(s) && s.nodes.every((n) => n.reachable), 20_000);
-    const runs = c.journalLines().filter((l) => l[1] === m && BigInt(l[0]!) > killedAt && l[4] === 'begin').map((l) => l[3]);
+    const runs = runsAfter();
     // (A status that was running at the kill is an interrupted run: the same outcome.)
     assert.deepEqual(runs.slice(0, 2), ['status', 'demote'], `${m} after its restart: ${runs.join(' ')}`);
     assert.match(c.log(m), /died while this runner held the master role|interrupted while the master role may have been held/);
