@@ -50,6 +50,12 @@ export interface NodeJson {
   rttMs: number | null;
   /** A runner's watchdog: off, ready (armed when it promotes), armed, unavailable (required but not usable); null: not a runner or not heard. */
   watchdog: 'off' | 'ready' | 'armed' | 'unavailable' | null;
+  /**
+   * What the node said of its version in its hello (or in an envelope that
+   * was refused as incompatible); null: not heard. The answering node's own
+   * is always known.
+   */
+  version: { software: string; protocol: string; compatible: boolean } | null;
 }
 
 export interface StatusJson {
@@ -97,6 +103,8 @@ export interface LocalJson {
   /** Peer traffic since start (envelopes, payload bytes + ~60 bytes of framing each). */
   traffic: { bytesSent: number; bytesReceived: number; messagesSent: number; messagesReceived: number };
   rssBytes: number;
+  /** The protocol versions this node speaks. */
+  protocol: { major: number; minMinor: number; maxMinor: number } | null;
 }
 
 export interface WatchEvent {

@@ -34,7 +34,7 @@ export class UnreachableError extends Error {
 export class AuthError extends Error {
   constructor(
     message: string,
-    readonly reason: 'secret' | 'cluster' | 'replay' | 'malformed' | 'unknown-peer',
+    readonly reason: 'secret' | 'cluster' | 'replay' | 'malformed' | 'unknown-peer' | 'version',
   ) {
     super(message);
     this.name = 'AuthError';

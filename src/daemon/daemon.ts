@@ -13,7 +13,8 @@ import { loadConfig, type ConfigFlags } from '../config/load';
 import type { AdminRequest, AdminResponse, LocalJson, StatusJson, WatchEvent } from '../admin-types';
 import { Authenticator, type Envelope } from '../transport/auth';
 import { channelCredentials, serverCredentials } from '../transport/grpc';
-import { ADMIN_SERVICE, PEER_SERVICE } from '../transport/wire';
+import { adminService, peerService } from '../transport/wire';
+import { decodeAdminRequest, encodeAdminReply, encodeWatchEvent } from '../transport/admin-codec';
 import { PeerLinks } from '../transport/peers';
 import { AdminClient } from '../transport/admin-client';
 import { serviceError } from '../transport/status';
@@ -30,7 +31,7 @@ import { HandlerDispatcher } from '../handlers/dispatcher';
 import { diffViews, type ClusterView } from '../handlers/events';
 import { newCounters, serveMetrics, type MetricCounters } from '../observe/metrics';
 import type { Server as HttpServer } from 'node:http';
-import { buildStatus } from './status-view';
+import { buildStatus, type Versions } from './status-view';
 import { monotonicMs } from './clock';
 
 export const TICK_MS = 100;
@@ -194,13 +195,13 @@ export class Daemon {
       onHello: (info) => this.core.setPeerInfo(info),
       onRefused: (from, err) => this.refused(from, err),
       onLinkChange: (peer, up) => this.log.info('transport', `link to ${peer} ${up ? 'up' : 'down'}`),
-    });
+    }, { softwareVersion: opts.version, protocol: this.auth.protocol, watchdogMode: c.node.runner ? c.node.watchdog : 'off' });
   }
 
   async start(): Promise<void> {
     const c = this.config;
-    this.server.addService(PEER_SERVICE, { Link: this.links.serve });
-    this.server.addService(ADMIN_SERVICE, {
+    this.server.addService(peerService(), { Link: this.links.serve });
+    this.server.addService(adminService(), {
       Call: (call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>) => this.adminCall(call, cb),
       Watch: (call: grpc.ServerWritableStream<Envelope, Envelope>) => this.adminWatch(call),
     });
@@ -571,33 +572,54 @@ export class Daemon {
 
   private adminCall(call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>): void {
     let from: string;
+    let minor: number;
     let req: AdminRequest;
     try {
       const opened = this.auth.open(call.request);
       from = opened.from;
-      req = checkAdminRequest(opened.payload);
+      minor = Math.min(opened.minor, this.auth.protocol.maxMinor);
+      req = decodeAdminRequest(opened.body);
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
       this.refused(call.getPeer(), err);
       cb(serviceError(err));
       return;
     }
-    this.handleAdmin(req, from).then(
-      (res) => cb(null, this.auth.seal(res)),
-      (e: unknown) => cb(null, this.auth.seal({ ok: false, code: 'error', error: (e as Error).message } satisfies AdminResponse)),
-    );
+    const reply = (res: AdminResponse) => {
+      let body: Buffer;
+      try {
+        body = encodeAdminReply(res, req.op);
+      } catch (e) {
+        this.log.error('admin', `cannot encode the reply to ${req.op}: ${(e as Error).message}`);
+        cb(serviceError(new Error(`cannot encode the reply: ${(e as Error).message}`)));
+        return;
+      }
+      cb(null, this.auth.seal(body, minor));
+    };
+    this.handleAdmin(req, from).then(reply, (e: unknown) => reply({ ok: false, code: 'error', error: (e as Error).message }));
   }
 
   private adminWatch(call: grpc.ServerWritableStream<Envelope, Envelope>): void {
+    let minor: number;
     try {
-      this.auth.open(call.request);
+      const opened = this.auth.open(call.request);
+      minor = Math.min(opened.minor, this.auth.protocol.maxMinor);
+      if (decodeAdminRequest(opened.body).op !== 'watch') throw new AuthError('Admin.Watch takes a watch request', 'malformed');
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
       this.refused(call.getPeer(), err);
       call.emit('error', serviceError(err));
       return;
     }
-    const w: Watcher = { send: (ev) => call.write(this.auth.seal(ev)) };
+    const w: Watcher = {
+      send: (ev) => {
+        try {
+          call.write(this.auth.seal(encodeWatchEvent(ev), minor));
+        } catch (e) {
+          this.log.error('admin', `cannot send a ${ev.kind} event to a watcher: ${(e as Error).message}`);
+        }
+      },
+    };
     this.watchers.add(w);
     this.lastView = '';
     this.viewChanged();
@@ -693,12 +715,17 @@ export class Daemon {
   }
 
   status(): StatusJson {
-    return buildStatus(this.core, this.config, monotonicMs());
+    return buildStatus(this.core, this.config, monotonicMs(), this.versions());
+  }
+
+  private versions(): Versions {
+    const p = this.auth.protocol;
+    return { self: { software: this.opts.version, protocol: `${p.major}.${p.maxMinor}`, compatible: true }, peers: this.links.versions };
   }
 
   private local(): LocalJson {
     const c = this.config;
-    const st = buildStatus(this.core, c, monotonicMs());
+    const st = buildStatus(this.core, c, monotonicMs(), this.versions());
     const me = st.nodes.find((n) => n.name === c.node.name)!;
     return {
       name: c.node.name,
@@ -719,6 +746,7 @@ export class Daemon {
       version: this.opts.version,
       traffic: { ...this.links.traffic },
       rssBytes: process.memoryUsage.rss(),
+      protocol: { ...this.auth.protocol },
     };
   }
 
@@ -793,32 +821,5 @@ function replyToResponse(r: AdminReply): AdminResponse {
     case 'not-committed':
     case 'ok':
       return { ok: false, code: 'unavailable', error: r.error ?? 'not confirmed' };
-  }
-}
-
-const COMMANDS = new Set(['promote', 'demote', 'elect', 'maintenance', 'start', 'stop', 'recover', 'confirm-down']);
-
-function checkAdminRequest(p: unknown): AdminRequest {
-  const o = p as Record<string, unknown> | null;
-  if (typeof o !== 'object' || o === null) throw new AuthError('admin request is not an object', 'malformed');
-  switch (o.op) {
-    case 'local':
-    case 'status':
-    case 'failures':
-    case 'watch':
-      return { op: o.op };
-    case 'reconfigure':
-      if (o.node !== null && typeof o.node !== 'string') throw new AuthError('reconfigure: node', 'malformed');
-      return { op: 'reconfigure', node: o.node };
-    case 'command': {
-      const c = o.command as Record<string, unknown> | null;
-      if (typeof c !== 'object' || c === null || !COMMANDS.has(String(c.kind))) throw new AuthError('command: unknown kind', 'malformed');
-      if (['promote', 'start', 'stop', 'recover', 'confirm-down'].includes(String(c.kind)) && typeof c.node !== 'string') throw new AuthError('command: node', 'malformed');
-      if (c.kind === 'confirm-down' && (typeof c.wallMs !== 'number' || !Number.isFinite(c.wallMs))) throw new AuthError('command: wallMs', 'malformed');
-      if (c.kind === 'maintenance' && typeof c.on !== 'boolean') throw new AuthError('command: on', 'malformed');
-      return { op: 'command', command: c as unknown as AdminCommand };
-    }
-    default:
-      throw new AuthError(`unknown admin op ${JSON.stringify(o.op)}`, 'malformed');
   }
 }

@@ -32,7 +32,13 @@ function recovery(r: RunnerReport | null, reachable: boolean, ageMs: number): Pi
  * The cluster as this node sees it. On the leader it is complete; elsewhere
  * (`partial`) only this node's own services are known.
  */
-export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): StatusJson {
+/** Versions as status shows them: this node's own and what each peer said. */
+export interface Versions {
+  self: NonNullable<NodeJson['version']>;
+  peers: ReadonlyMap<string, NonNullable<NodeJson['version']>>;
+}
+
+export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number, versions?: Versions): StatusJson {
   const views = core.leaderViews();
   const s = core.state;
   const lt = core.params.leaderTimeoutMs;
@@ -71,6 +77,7 @@ export function buildStatus(core: KoiNode, config: KoiConfig, nowMs: number): St
           : null,
       rttMs: self || v?.rttMs == null ? null : Math.round(v.rttMs),
       watchdog: peer.runner && report !== null ? (report.watchdog ?? 'off') : null,
+      version: self ? (versions?.self ?? null) : (versions?.peers.get(addr.name) ?? null),
     });
   }
   return {

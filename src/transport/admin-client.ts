@@ -4,10 +4,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { AdminRequest, AdminResponse } from '../admin-types';
 import type { Authenticator, Envelope } from './auth';
 import { CHANNEL_OPTIONS } from './grpc';
-import { ADMIN_SERVICE } from './wire';
+import { AdminClientCtor } from './wire';
 import { fromStatus } from './status';
-
-const AdminCtor = grpc.makeGenericClientConstructor(ADMIN_SERVICE, 'koi.v1.Admin');
+import { decodeAdminReply, decodeWatchEvent, encodeAdminRequest } from './admin-codec';
 
 interface AdminStub extends grpc.Client {
   Call(req: Envelope, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, res?: Envelope) => void): grpc.ClientUnaryCall;
@@ -22,19 +21,19 @@ export class AdminClient {
     private readonly auth: Authenticator,
     creds: grpc.ChannelCredentials,
   ) {
-    this.stub = new AdminCtor(address, creds, { ...CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 100 }) as unknown as AdminStub;
+    this.stub = new (AdminClientCtor())(address, creds, { ...CHANNEL_OPTIONS, 'grpc.initial_reconnect_backoff_ms': 100 }) as unknown as AdminStub;
   }
 
   call(req: AdminRequest, timeoutMs: number): Promise<AdminResponse> {
     return new Promise((resolve, reject) => {
       const deadline = new Date(Date.now() + timeoutMs);
-      this.stub.Call(this.auth.seal(req), { deadline }, (err, res) => {
+      this.stub.Call(this.auth.seal(encodeAdminRequest(req)), { deadline }, (err, res) => {
         if (err !== null) {
           reject(fromStatus(err.code, err.details || err.message, this.address, timeoutMs));
           return;
         }
         try {
-          resolve(this.auth.open(res).payload as AdminResponse);
+          resolve(decodeAdminReply(this.auth.open(res).body));
         } catch (e) {
           reject(e);
         }
@@ -44,10 +43,10 @@ export class AdminClient {
 
   /** Stream events until `stop()`; `onEnd` gets the error that ended it, if any. */
   watch(onEvent: (payload: unknown) => void, onEnd: (err: Error | null) => void): { stop(): void } {
-    const stream = this.stub.Watch(this.auth.seal({ op: 'watch' } satisfies AdminRequest));
+    const stream = this.stub.Watch(this.auth.seal(encodeAdminRequest({ op: 'watch' })));
     stream.on('data', (env: Envelope) => {
       try {
-        onEvent(this.auth.open(env).payload);
+        onEvent(decodeWatchEvent(this.auth.open(env).body));
       } catch (e) {
         onEnd(e as Error);
         stream.cancel();

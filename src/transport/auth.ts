@@ -1,7 +1,9 @@
 // Signed envelopes: an HMAC over the sender, the cluster id, a timestamp, a
-// nonce and the body, with a replay window. Nothing unsigned is ever parsed.
+// nonce, the protocol version and the exact bytes of the typed body, with a
+// replay window. Nothing unsigned is ever decoded.
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthError } from '../errors';
+import { ownProtocol, type ProtocolRange } from './schema';
 
 export interface Envelope {
   from: string;
@@ -10,6 +12,8 @@ export interface Envelope {
   nonce: Buffer;
   body: Buffer;
   mac: Buffer;
+  protocol_major: number;
+  protocol_minor: number;
 }
 
 export const REPLAY_WINDOW_MS = 60_000;
@@ -43,8 +47,15 @@ export class HmacSha256 {
   }
 }
 
-function mac(key: HmacSha256, from: string, cluster: number, tsMs: number, nonce: Buffer, body: Buffer): Buffer {
-  return key.digest(Buffer.from(`koi.v1\n${from}\n${cluster}\n${tsMs}\n${nonce.toString('hex')}\n`, 'utf8'), body);
+function mac(key: HmacSha256, from: string, cluster: number, tsMs: number, nonce: Buffer, major: number, minor: number, body: Buffer): Buffer {
+  return key.digest(Buffer.from(`koi.v1\n${from}\n${cluster}\n${tsMs}\n${nonce.toString('hex')}\n${major}.${minor}\n`, 'utf8'), body);
+}
+
+/** A sealed envelope's body and who sent it, in which protocol minor. */
+export interface Opened {
+  from: string;
+  body: Buffer;
+  minor: number;
 }
 
 /** Nonces come from a pool refilled a few hundred at a time. */
@@ -70,6 +81,7 @@ export class Authenticator {
     readonly self: string,
     private readonly windowMs = REPLAY_WINDOW_MS,
     private readonly wallMs: () => number = Date.now,
+    readonly protocol: ProtocolRange = ownProtocol(),
   ) {
     this.key = new HmacSha256(secret);
   }
@@ -79,21 +91,32 @@ export class Authenticator {
     this.key = new HmacSha256(secret);
   }
 
-  seal(payload: unknown): Envelope {
-    const body = Buffer.from(JSON.stringify(payload));
+  /** Sign a serialized body written in protocol minor `minor`. */
+  seal(body: Buffer, minor: number = this.protocol.maxMinor): Envelope {
     const nonce = nextNonce();
     const ts = this.wallMs();
-    return { from: this.self, cluster: this.clusterId, ts_ms: ts, nonce, body, mac: mac(this.key, this.self, this.clusterId, ts, nonce, body) };
+    const major = this.protocol.major;
+    return { from: this.self, cluster: this.clusterId, ts_ms: ts, nonce, body, mac: mac(this.key, this.self, this.clusterId, ts, nonce, major, minor, body), protocol_major: major, protocol_minor: minor };
   }
 
-  /** Verify and decode; throws AuthError saying why it was refused. */
-  open(env: Partial<Envelope> | undefined): { from: string; payload: unknown } {
+  /**
+   * Verify; throws AuthError saying why it was refused. The version is
+   * checked first: a node of another major (or of koi before protocol
+   * versions) signs differently, and "wrong secret" would mislead.
+   */
+  open(env: Partial<Envelope> | undefined): Opened {
     if (env === undefined || typeof env.from !== 'string' || env.from === '' || !Buffer.isBuffer(env.nonce) || !Buffer.isBuffer(env.body) || !Buffer.isBuffer(env.mac)) {
       throw new AuthError('malformed envelope', 'malformed');
     }
+    const major = Number(env.protocol_major ?? 0);
+    const minor = Number(env.protocol_minor ?? 0);
+    if (major !== this.protocol.major || minor < this.protocol.minMinor) {
+      const theirs = major === 0 ? 'none (a koinode from before protocol versions, JSON bodies)' : `${major}.${minor}`;
+      throw new AuthError(`incompatible protocol ${theirs} from ${env.from}: this node speaks ${this.protocol.major}.${this.protocol.minMinor}–${this.protocol.major}.${this.protocol.maxMinor} — upgrade the older node (docs/OPERATIONS.md, rolling upgrade)`, 'version');
+    }
     const ts = Number(env.ts_ms);
     const cluster = Number(env.cluster);
-    const expected = mac(this.key, env.from, cluster, ts, env.nonce, env.body);
+    const expected = mac(this.key, env.from, cluster, ts, env.nonce, major, minor, env.body);
     if (env.mac.length !== expected.length || !timingSafeEqual(env.mac, expected)) {
       throw new AuthError(`message from ${env.from} failed authentication — the secret differs from ours`, 'secret');
     }
@@ -108,13 +131,7 @@ export class Authenticator {
     if (this.seen.has(key)) throw new AuthError(`message from ${env.from} was replayed`, 'replay');
     this.seen.set(key, now + this.windowMs);
     this.prune(now);
-    let payload: unknown;
-    try {
-      payload = JSON.parse(env.body.toString('utf8'));
-    } catch {
-      throw new AuthError(`message from ${env.from} has a body that is not JSON`, 'malformed');
-    }
-    return { from: env.from, payload };
+    return { from: env.from, body: env.body, minor };
   }
 
   private prune(now: number): void {

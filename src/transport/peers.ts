@@ -8,10 +8,8 @@ import { formatHostPort } from '../config/values';
 import { AuthError } from '../errors';
 import type { Authenticator, Envelope } from './auth';
 import { CHANNEL_OPTIONS } from './grpc';
-import { PEER_SERVICE } from './wire';
-
-const PeerCtor = grpc.makeGenericClientConstructor(PEER_SERVICE, 'koi.v1.Peer');
-import { checkPeerPayload } from './payload';
+import { PeerClient } from './wire';
+import { decodePeer, encodePeer, type HelloExtras, type PeerPayload } from './peer-codec';
 import { serviceError } from './status';
 
 type Stream = grpc.ClientDuplexStream<Envelope, Envelope> | grpc.ServerDuplexStream<Envelope, Envelope>;
@@ -28,6 +26,23 @@ interface Link {
   stream: Stream | null;
   /** The far side said hello on this stream. */
   greeted: boolean;
+  /** The newest protocol minor the far side said it speaks (null: no hello yet). */
+  peerMaxMinor: number | null;
+}
+
+/** A peer's version as `koi status` shows it. */
+export interface PeerVersion {
+  software: string;
+  protocol: string;
+  compatible: boolean;
+}
+
+/** Bytes an envelope takes on the wire: its protobuf encoding plus gRPC's 5-byte message prefix. */
+export function envelopeBytes(e: Envelope): number {
+  const varint = (n: number) => (n < 0x80 ? 1 : Math.ceil(Math.log2(n + 1) / 7));
+  const field = (len: number) => (len === 0 ? 0 : 1 + varint(len) + len);
+  const num = (n: number) => (n === 0 ? 0 : 1 + varint(n));
+  return 5 + field(Buffer.byteLength(e.from)) + num(e.cluster) + num(Number(e.ts_ms)) + field(e.nonce.length) + field(e.body.length) + field(e.mac.length) + num(e.protocol_major) + num(e.protocol_minor);
 }
 
 export interface TrafficCounters {
@@ -44,6 +59,9 @@ export class PeerLinks {
   private readonly retry = new Map<string, NodeJS.Timeout>();
   private readonly backoffMs = new Map<string, number>();
   private closed = false;
+  /** What each peer said of its version (or sent before it was refused as incompatible). */
+  readonly versions = new Map<string, PeerVersion>();
+  private readonly known: ReadonlySet<string>;
   readonly traffic: TrafficCounters = { bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, dropped: 0 };
 
   constructor(
@@ -52,8 +70,10 @@ export class PeerLinks {
     private readonly auth: Authenticator,
     private readonly creds: () => grpc.ChannelCredentials,
     private readonly handlers: PeerHandlers,
+    private readonly extras: HelloExtras,
   ) {
-    for (const p of peers) if (p.name !== self.name) this.links.set(p.name, { stream: null, greeted: false });
+    for (const p of peers) if (p.name !== self.name) this.links.set(p.name, { stream: null, greeted: false, peerMaxMinor: null });
+    this.known = new Set(peers.map((p) => p.name));
   }
 
   /** The server side of Peer.Link. */
@@ -120,7 +140,7 @@ export class PeerLinks {
       this.traffic.dropped++;
       return;
     }
-    this.write(link.stream, { type: 'msg', msg });
+    this.write(link, link.stream, { type: 'msg', msg });
   }
 
   isUp(peer: string): boolean {
@@ -141,9 +161,20 @@ export class PeerLinks {
     for (const c of this.clients.values()) c.close();
   }
 
-  private write(stream: Stream, payload: unknown): void {
-    const env = this.auth.seal(payload);
-    this.traffic.bytesSent += env.body.length + 60;
+  /** Written in the newest minor both ends speak (ours until the far side's hello). */
+  private write(link: Link, stream: Stream, payload: PeerPayload): void {
+    const ours = this.auth.protocol.maxMinor;
+    const minor = link.peerMaxMinor === null ? ours : Math.min(ours, link.peerMaxMinor);
+    let env: Envelope;
+    try {
+      env = this.auth.seal(encodePeer(payload, minor), minor);
+    } catch (e) {
+      // A value our own core made that the schema cannot carry: a bug, never a crash.
+      this.handlers.onRefused(this.self.name, new AuthError(`cannot encode a ${payload.type === 'msg' ? payload.msg.kind : 'hello'}: ${(e as Error).message}`, 'malformed'));
+      this.traffic.dropped++;
+      return;
+    }
+    this.traffic.bytesSent += envelopeBytes(env);
     this.traffic.messagesSent++;
     try {
       stream.write(env);
@@ -154,18 +185,24 @@ export class PeerLinks {
 
   /** Authenticate and dispatch; returns the sender, or null when refused. */
   private receive(env: Envelope, expected: string | null, onRefuse?: (err: AuthError) => void): string | null {
-    this.traffic.bytesReceived += (env.body?.length ?? 0) + 60;
     this.traffic.messagesReceived++;
     let from: string;
-    let payload: unknown;
     try {
-      ({ from, payload } = this.auth.open(env));
+      if (env !== null && typeof env === 'object' && Buffer.isBuffer(env.body)) this.traffic.bytesReceived += envelopeBytes(env);
+      let body: Buffer;
+      ({ from, body } = this.auth.open(env));
       if (expected !== null && from !== expected) throw new AuthError(`${from} sent on the link of ${expected}`, 'unknown-peer');
       if (!this.links.has(from)) throw new AuthError(`${from} is not in [cluster] transport`, 'unknown-peer');
-      const p = checkPeerPayload(payload);
+      const p = decodePeer(body, this.known);
       if (p.type === 'hello') {
         if (p.info.name !== from) throw new AuthError(`hello from ${from} names ${p.info.name}`, 'malformed');
         const link = this.links.get(from)!;
+        const pr = p.extras.protocol;
+        if (pr.major !== this.auth.protocol.major || pr.maxMinor < this.auth.protocol.minMinor) {
+          throw new AuthError(`incompatible protocol ${pr.major}.${pr.maxMinor} from ${from}: this node speaks ${this.auth.protocol.major}.${this.auth.protocol.minMinor}–${this.auth.protocol.major}.${this.auth.protocol.maxMinor}`, 'version');
+        }
+        link.peerMaxMinor = pr.maxMinor;
+        this.versions.set(from, { software: p.extras.softwareVersion, protocol: `${pr.major}.${pr.maxMinor}`, compatible: true });
         if (!link.greeted) {
           link.greeted = true;
           this.handlers.onLinkChange(from, true);
@@ -177,7 +214,11 @@ export class PeerLinks {
       return from;
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
-      this.handlers.onRefused(typeof env?.from === 'string' ? env.from : '?', err);
+      const sender = typeof env?.from === 'string' ? env.from : '?';
+      if (err.reason === 'version' && this.links.has(sender)) {
+        this.versions.set(sender, { software: '', protocol: `${Number(env.protocol_major ?? 0)}.${Number(env.protocol_minor ?? 0)}`, compatible: false });
+      }
+      this.handlers.onRefused(sender, err);
       onRefuse?.(err);
       return null;
     }
@@ -186,7 +227,7 @@ export class PeerLinks {
   /** What this node says of itself changed (a reload): say hello again on every open link. */
   setSelf(info: PeerInfo): void {
     this.self = info;
-    for (const link of this.links.values()) if (link.stream !== null) this.write(link.stream, { type: 'hello', info });
+    for (const link of this.links.values()) if (link.stream !== null) this.write(link, link.stream, this.hello());
   }
 
   private attach(peer: string, stream: Stream): void {
@@ -199,7 +240,12 @@ export class PeerLinks {
       }
     }
     link.stream = stream;
-    this.write(stream, { type: 'hello', info: this.self });
+    link.peerMaxMinor = null;
+    this.write(link, stream, this.hello());
+  }
+
+  private hello(): PeerPayload {
+    return { type: 'hello', info: this.self, extras: this.extras };
   }
 
   private detach(peer: string, stream: Stream): void {
@@ -216,7 +262,7 @@ export class PeerLinks {
     if (this.closed) return;
     let client = this.clients.get(p.name);
     if (client === undefined) {
-      client = new PeerCtor(formatHostPort(p), this.creds(), CHANNEL_OPTIONS);
+      client = new (PeerClient())(formatHostPort(p), this.creds(), CHANNEL_OPTIONS);
       this.clients.set(p.name, client);
     }
     const stream = (client as unknown as { Link(): grpc.ClientDuplexStream<Envelope, Envelope> }).Link();
@@ -235,6 +281,11 @@ export class PeerLinks {
     stream.on('error', (e: grpc.ServiceError) => {
       if (e.code === grpc.status.UNAUTHENTICATED || e.code === grpc.status.PERMISSION_DENIED) {
         this.handlers.onRefused(p.name, new AuthError(`${p.name} refused us: ${e.details}`, 'secret'));
+      }
+      if (e.code === grpc.status.FAILED_PRECONDITION && /incompatible protocol/.test(e.details)) {
+        const speaks = /speaks \d+\.\d+–(\d+\.\d+)/.exec(e.details)?.[1] ?? '?';
+        this.versions.set(p.name, { software: '', protocol: speaks, compatible: false });
+        this.handlers.onRefused(p.name, new AuthError(`${p.name} refused us: ${e.details}`, 'version'));
       }
       lost();
     });

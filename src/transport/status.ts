@@ -28,6 +28,8 @@ export function toStatus(e: unknown): { code: number; details: string } {
         return { code: Code.PERMISSION_DENIED, details };
       case 'malformed':
         return { code: Code.INVALID_ARGUMENT, details };
+      case 'version':
+        return { code: Code.FAILED_PRECONDITION, details };
     }
   }
   if (e instanceof RefusedError) return { code: Code.FAILED_PRECONDITION, details };

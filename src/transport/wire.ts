@@ -1,29 +1,20 @@
-// The koi.v1 services of proto/koi.proto as grpc-js definitions, with the
-// hand-written Envelope codec: neither koinode nor koi parses the .proto or
-// loads protobufjs at run time (less memory, faster start, no Long objects
-// per message). test/unit/envelope-codec.test.ts proves both agree with what
-// @grpc/proto-loader makes of proto/koi.proto.
-import type * as grpc from '@grpc/grpc-js';
-import type { Envelope } from './auth';
-import { decodeEnvelope, encodeEnvelope } from './envelope-codec';
+// The koi.v1 services of proto/koi.proto for grpc-js, as @grpc/proto-loader
+// makes them: the one description both koinode and koi serve and call.
+import * as grpc from '@grpc/grpc-js';
+import { packageDefinition } from './schema';
 
-function method(service: string, name: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Envelope, Envelope> {
-  return {
-    path: `/koi.v1.${service}/${name}`,
-    requestStream,
-    responseStream,
-    requestSerialize: encodeEnvelope,
-    requestDeserialize: decodeEnvelope,
-    responseSerialize: encodeEnvelope,
-    responseDeserialize: decodeEnvelope,
-  };
+interface KoiPackage {
+  koi: { v1: { Peer: grpc.ServiceClientConstructor; Admin: grpc.ServiceClientConstructor } };
 }
 
-export const PEER_SERVICE = {
-  Link: method('Peer', 'Link', true, true),
-} satisfies grpc.ServiceDefinition;
+let pkg: KoiPackage | null = null;
 
-export const ADMIN_SERVICE = {
-  Call: method('Admin', 'Call', false, false),
-  Watch: method('Admin', 'Watch', false, true),
-} satisfies grpc.ServiceDefinition;
+function koiV1(): KoiPackage['koi']['v1'] {
+  pkg ??= grpc.loadPackageDefinition(packageDefinition()) as unknown as KoiPackage;
+  return pkg.koi.v1;
+}
+
+export const peerService = (): grpc.ServiceDefinition => koiV1().Peer.service;
+export const adminService = (): grpc.ServiceDefinition => koiV1().Admin.service;
+export const PeerClient = (): grpc.ServiceClientConstructor => koiV1().Peer;
+export const AdminClientCtor = (): grpc.ServiceClientConstructor => koiV1().Admin;

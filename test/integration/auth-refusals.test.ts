@@ -8,24 +8,26 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Authenticator, type Envelope } from '../../src/transport/auth';
-import { H2AdminClient } from '../../src/transport/h2-admin-client';
-import { ADMIN_SERVICE, PEER_SERVICE } from '../../src/transport/wire';
+import { AdminClient } from '../../src/transport/admin-client';
+import { AdminClientCtor, PeerClient } from '../../src/transport/wire';
+import { bodyType, encodeBody } from '../../src/transport/schema';
 import { SECRET, TestCluster } from './harness';
 
 const CLUSTER_ID = 13;
 const AHEAD_MS = 120_000;
 
 /** An envelope with a correct MAC over whatever it is given. */
-function signed(from: string, body: Buffer, tsMs = Date.now()): Envelope {
+function signed(from: string, body: Buffer, tsMs = Date.now(), major = 1, minor = 1): Envelope {
   const nonce = randomBytes(12);
-  const mac = createHmac('sha256', SECRET).update(`koi.v1\n${from}\n${CLUSTER_ID}\n${tsMs}\n${nonce.toString('hex')}\n`).update(body).digest();
-  return { from, cluster: CLUSTER_ID, ts_ms: tsMs, nonce, body, mac };
+  const mac = createHmac('sha256', SECRET).update(`koi.v1\n${from}\n${CLUSTER_ID}\n${tsMs}\n${nonce.toString('hex')}\n${major}.${minor}\n`).update(body).digest();
+  return { from, cluster: CLUSTER_ID, ts_ms: tsMs, nonce, body, mac, protocol_major: major, protocol_minor: minor };
 }
 
-const json = (x: unknown) => Buffer.from(JSON.stringify(x));
+const frame = (x: Record<string, unknown>) => encodeBody(bodyType('PeerFrame'), x);
+const request = (x: Record<string, unknown>) => encodeBody(bodyType('AdminRequest'), x);
 
-const AdminCtor = grpc.makeGenericClientConstructor(ADMIN_SERVICE, 'koi.v1.Admin');
-const PeerCtor = grpc.makeGenericClientConstructor(PEER_SERVICE, 'koi.v1.Peer');
+const AdminCtor = AdminClientCtor();
+const PeerCtor = PeerClient();
 
 /** One Admin.Call with a hand-made envelope: the gRPC error, or null on success. */
 function adminCall(port: number, env: Envelope): Promise<grpc.ServiceError | null> {
@@ -68,41 +70,48 @@ test('a future timestamp and malformed calls are refused with their gRPC status,
     const maintenanceOn = { op: 'command', command: { kind: 'maintenance', on: true } } as const;
 
     // koi's own client with a clock two minutes fast. The same call with the right clock goes through.
-    const fast = new H2AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi', 60_000, () => Date.now() + AHEAD_MS), null);
+    const fast = new AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi', 60_000, () => Date.now() + AHEAD_MS), grpc.credentials.createInsecure());
     await assert.rejects(fast.call(maintenanceOn, 5000), (e: Error) => {
       assert.equal(e.name, 'AuthError');
       assert.match(e.message, new RegExp(`^127\\.0\\.0\\.1:${p1} refused us: message from koi is -12\\ds off our clock \\(window ±60s\\) — check NTP`));
       return true;
     });
     fast.close();
-    const right = new H2AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi'), null);
+    const right = new AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi'), grpc.credentials.createInsecure());
     assert.equal((await right.call({ op: 'status' }, 5000)).ok, true, 'the same client with the right clock is answered');
     right.close();
     assert.match(c.log('n1'), /transport: refused 127\.0\.0\.1:\d+: message from koi is -12\ds off our clock/);
 
     // The same on a peer link: a hello from "n1" two minutes ahead, sent to n2.
-    const hello = json({ type: 'hello', info: { name: 'n1', elector: true, runner: true, priority: 2 } });
+    const hello = frame({ hello: { name: 'n1', elector: true, runner: true, priority: 2, softwareVersion: 'x', protocol: { major: 1, minMinor: 0, maxMinor: 1 } } });
     const ahead = await peerSend(p2, signed('n1', hello, Date.now() + AHEAD_MS));
     assert.equal(ahead?.code, grpc.status.UNAUTHENTICATED, String(ahead));
     assert.match(c.log('n2'), /refused n1: message from n1 is -12\ds off our clock/);
 
     // Malformed admin calls, each with a valid MAC: INVALID_ARGUMENT, and the reason in the log.
-    const notJson = await adminCall(p1, signed('koi', Buffer.from('{maintenance: on')));
-    assert.equal(notJson?.code, grpc.status.INVALID_ARGUMENT, String(notJson));
-    assert.equal(notJson!.details, 'message from koi has a body that is not JSON');
-    const noSender = await adminCall(p1, signed('', json(maintenanceOn)));
+    const notProto = await adminCall(p1, signed('koi', Buffer.from('{"op": "command", "command": {"kind": "maintenance", "on": true}}')));
+    assert.equal(notProto?.code, grpc.status.INVALID_ARGUMENT, String(notProto));
+    assert.match(notProto!.details, /^malformed message: not a koi\.v1\.AdminRequest/);
+    const noSender = await adminCall(p1, signed('', request({ command: { maintenance: { on: true } } })));
     assert.equal(noSender?.code, grpc.status.INVALID_ARGUMENT, String(noSender));
     assert.equal(noSender!.details, 'malformed envelope');
-    const badCommand = await adminCall(p1, signed('koi', json({ op: 'command', command: { kind: 'maintenance', on: 'yes' } })));
-    assert.equal(badCommand?.code, grpc.status.INVALID_ARGUMENT, String(badCommand));
-    assert.equal(badCommand!.details, 'command: on');
-    assert.match(c.log('n1'), /refused 127\.0\.0\.1:\d+: message from koi has a body that is not JSON/);
+    const badNode = await adminCall(p1, signed('koi', request({ command: { promote: { node: '../n2' } } })));
+    assert.equal(badNode?.code, grpc.status.INVALID_ARGUMENT, String(badNode));
+    assert.equal(badNode!.details, 'malformed message: command.promote.node (not a node name)');
+    const noOp = await adminCall(p1, signed('koi', request({})));
+    assert.equal(noOp?.code, grpc.status.INVALID_ARGUMENT, String(noOp));
+    assert.equal(noOp!.details, 'malformed message: admin request of unknown op');
+    assert.match(c.log('n1'), /refused 127\.0\.0\.1:\d+: malformed message: not a koi\.v1\.AdminRequest/);
+    // Another protocol major: refused as incompatible, whatever the MAC.
+    const v2 = await adminCall(p1, signed('koi', request({ command: { maintenance: { on: true } } }), Date.now(), 2, 0));
+    assert.equal(v2?.code, grpc.status.FAILED_PRECONDITION, String(v2));
+    assert.match(v2!.details, /^incompatible protocol 2\.0 from koi: this node speaks 1\.0–1\.1/);
 
-    // A malformed heartbeat from "n1" with a far higher epoch: refused before the core sees it.
-    const hb = json({ type: 'msg', msg: { kind: 'heartbeat', epoch: 1_000_000, seq: 1 } });
+    // A heartbeat from "n1" with a far higher epoch naming a master outside the cluster: refused before the core sees it.
+    const hb = frame({ heartbeat: { epoch: 1_000_000, seq: 1, master: 'intruder' } });
     const malformed = await peerSend(p2, signed('n1', hb));
     assert.equal(malformed?.code, grpc.status.INVALID_ARGUMENT, String(malformed));
-    assert.match(c.log('n2'), /refused n1: malformed message: heartbeat fields/);
+    assert.match(c.log('n2'), /refused n1: malformed message: heartbeat\.master \(intruder is not in \[cluster\] transport\)/);
 
     // Nothing changed: no maintenance, same leader, master and epoch, on both nodes.
     for (const via of ['n1', 'n2']) {

@@ -22,10 +22,11 @@ test('an envelope opens with the same secret and cluster, once, within the windo
   const clock = () => now;
   const a = new Authenticator('secret-0123456789abcdef', 13, 'n1', 60_000, clock);
   const b = new Authenticator('secret-0123456789abcdef', 13, 'n2', 60_000, clock);
-  const env = a.seal({ type: 'hello' });
+  const body = Buffer.from([0x0a, 0x02, 0x0a, 0x00]);
+  const env = a.seal(body);
   assert.equal(env.nonce.length, 12);
-  assert.notDeepEqual(a.seal({}).nonce, a.seal({}).nonce, 'fresh nonces');
-  assert.deepEqual(b.open(env), { from: 'n1', payload: { type: 'hello' } });
+  assert.notDeepEqual(a.seal(body).nonce, a.seal(body).nonce, 'fresh nonces');
+  assert.deepEqual(b.open(env), { from: 'n1', body, minor: 1 });
   const reason = (f: () => unknown) => {
     try {
       f();
@@ -36,12 +37,15 @@ test('an envelope opens with the same secret and cluster, once, within the windo
     return 'accepted';
   };
   assert.equal(reason(() => b.open(env)), 'replay');
-  assert.equal(reason(() => new Authenticator('another-secret-0123456789', 13, 'n3', 60_000, clock).open(a.seal({}))), 'secret');
-  assert.equal(reason(() => new Authenticator('secret-0123456789abcdef', 14, 'n3', 60_000, clock).open(a.seal({}))), 'cluster');
-  const old = a.seal({});
+  assert.equal(reason(() => new Authenticator('another-secret-0123456789', 13, 'n3', 60_000, clock).open(a.seal(body))), 'secret');
+  assert.equal(reason(() => new Authenticator('secret-0123456789abcdef', 14, 'n3', 60_000, clock).open(a.seal(body))), 'cluster');
+  const old = a.seal(body);
   now += 61_000;
   assert.equal(reason(() => b.open(old)), 'replay');
-  assert.equal(reason(() => b.open({ ...a.seal({}), body: Buffer.from('{"tampered":1}') })), 'secret');
+  assert.equal(reason(() => b.open({ ...a.seal(body), body: Buffer.from([0x0a, 0x00]) })), 'secret', 'a changed body');
+  assert.equal(reason(() => b.open({ ...a.seal(body), protocol_minor: 0 })), 'secret', 'the version is signed too');
+  assert.equal(reason(() => b.open({ ...a.seal(body), protocol_major: 2 })), 'version');
+  assert.equal(reason(() => b.open({ ...a.seal(body), protocol_major: 0, protocol_minor: 0 })), 'version', 'a koinode from before protocol versions');
   b.setSecret('rotated-secret-0123456789');
-  assert.equal(reason(() => b.open(a.seal({}))), 'secret');
+  assert.equal(reason(() => b.open(a.seal(body))), 'secret');
 });
