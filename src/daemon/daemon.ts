@@ -5,11 +5,12 @@ import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { KoiNode } from '../core/node';
-import type { AdminCommand, AdminReply, CoreEvent, CoreParams, PeerInfo, RunRequest } from '../core/types';
+import type { AdminCommand, AdminReply, CoreEvent, PeerInfo, RunRequest } from '../core/types';
 import { assertNever } from '../core/types';
 import type { KoiConfig } from '../config/config';
 import { formatHostPort } from '../config/values';
 import { loadConfig, type ConfigFlags } from '../config/load';
+import { coreParams } from '../config/core-params';
 import type { AdminRequest, AdminResponse, LocalJson, StatusJson, WatchEvent } from '../admin-types';
 import { Authenticator, type Envelope } from '../transport/auth';
 import { channelCredentials, serverCredentials } from '../transport/grpc';
@@ -44,31 +45,6 @@ const STALL_LIMIT_MS = 150;
 export const SAFETY_MARGIN_MS = TICK_MS + STALL_LIMIT_MS + 50 + 50;
 const FENCE_TIMEOUT_MS = 30_000;
 const ADMIN_REPLY_TIMEOUT_MS = 5_000;
-
-export function coreParams(c: KoiConfig): CoreParams {
-  return {
-    heartbeatIntervalMs: c.time.heartbeatIntervalMs,
-    leaderTimeoutMs: c.time.leaderTimeoutMs,
-    masterLeaseMs: c.time.masterLeaseMs,
-    statusIntervalMs: c.time.statusIntervalMs,
-    failurePromotionTimeoutMs: c.time.failurePromotionTimeoutMs,
-    startTimeoutMs: c.service.startTimeoutMs,
-    stopTimeoutMs: c.service.stopTimeoutMs,
-    statusTimeoutMs: c.service.statusTimeoutMs,
-    promoteTimeoutMs: c.service.promoteTimeoutMs,
-    demoteTimeoutMs: c.service.demoteTimeoutMs,
-    failedTimeoutMs: c.service.failedTimeoutMs,
-    autoRecover: c.service.autoRecover,
-    autoRecoverWaitMs: c.service.autoRecoverWaitMs,
-    failcountResetMs: c.service.failcountResetMs,
-    quorum: c.cluster.quorum,
-    killGraceMs: 2000,
-    takeoverSettleMs: 4 * c.time.leaderTimeoutMs,
-    // The runner notices a lease end or a kill deadline at its next tick.
-    safetyMarginMs: SAFETY_MARGIN_MS,
-    fenceConfigured: c.cluster.fence !== null,
-  };
-}
 
 export interface DaemonOptions {
   config: KoiConfig;
@@ -157,7 +133,7 @@ export class Daemon {
     this.holdingRecorded = left.holdingKept;
     if (left.wasHolding) this.log.warn('scripts', 'the earlier koinode died while this runner held the master role: every service counts as promoted (and is demoted) unless its status says stopped');
     else if (interrupted.length > 0) this.log.warn('scripts', `interrupted while the master role may have been held: ${interrupted.join(', ')} — each counts as promoted (and is demoted) unless its status says stopped`);
-    const cp = coreParams(c);
+    const cp = coreParams(c, SAFETY_MARGIN_MS);
     // The hello says the timings safety depends on, so a leader can wait out the longest.
     const self: PeerInfo = { name: c.node.name, elector: c.node.elector, runner: c.node.runner, priority: c.node.priority, masterLeaseMs: cp.masterLeaseMs, demoteTimeoutMs: cp.demoteTimeoutMs };
     // Others are known from their hello; until then they count for nothing.
@@ -165,7 +141,7 @@ export class Daemon {
     this.core = new KoiNode({
       self: self.name,
       peers,
-      params: coreParams(c),
+      params: coreParams(c, SAFETY_MARGIN_MS),
       services: [...this.services.values()].map((s) => s.def),
       incarnation: this.incarnation,
       nowMs: monotonicMs(),
@@ -739,7 +715,7 @@ export class Daemon {
     if (old.service.folder !== next.service.folder) fixed.push('[service] folder');
     this.config = { ...next, node: old.node, cluster: { ...next.cluster, transport: old.cluster.transport, id: old.cluster.id, quorum: old.cluster.quorum }, service: { ...next.service, folder: old.service.folder } };
     this.auth.setSecret(this.config.cluster.secret);
-    const p = coreParams(this.config);
+    const p = coreParams(this.config, SAFETY_MARGIN_MS);
     this.core.updateParams(p);
     const c = this.config.node;
     this.links.setSelf({ name: c.name, elector: c.elector, runner: c.runner, priority: c.priority, masterLeaseMs: p.masterLeaseMs, demoteTimeoutMs: p.demoteTimeoutMs });
