@@ -21,6 +21,7 @@ import { serviceError } from '../transport/status';
 import { AuthError, UnreachableError } from '../errors';
 import { discoverServices, isDisabled, type DiscoveredService } from '../scripts/discovery';
 import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
+import { spawnFence } from '../scripts/fence';
 import { RateLimiter, type Log } from '../observe/logger';
 import { StateStore } from './state-store';
 import { RunJournal } from './run-journal';
@@ -43,7 +44,6 @@ export const TICK_MS = 100;
  */
 const STALL_LIMIT_MS = 150;
 export const SAFETY_MARGIN_MS = TICK_MS + STALL_LIMIT_MS + 50 + 50;
-const FENCE_TIMEOUT_MS = 30_000;
 const ADMIN_REPLY_TIMEOUT_MS = 5_000;
 
 export interface DaemonOptions {
@@ -437,35 +437,11 @@ export class Daemon {
       this.step({ kind: 'fence-done', fenceId, ok: false });
       return;
     }
-    this.log.warn('fence', `fencing ${node} (${formatHostPort(addr)}) with ${file}`);
-    const child = spawn(file, [node, formatHostPort(addr)], {
-      env: { ...process.env, KOI_EVENT: 'fence', KOI_NODE: node, KOI_NODE_ADDRESS: formatHostPort(addr), KOI_MASTER: this.core.state.master ?? '', KOI_LEADER: this.core.leader ?? '', KOI_EPOCH: String(this.core.epoch) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let settled = false;
-    const finish = (ok: boolean, why: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      this.log[ok ? 'warn' : 'error']('fence', `fence of ${node}: ${ok ? 'succeeded' : `failed (${why})`}`);
-      this.step({ kind: 'fence-done', fenceId, ok });
-    };
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // gone
-      }
-      finish(false, `no answer within ${FENCE_TIMEOUT_MS / 1000}s`);
-    }, FENCE_TIMEOUT_MS);
-    const lines = (b: Buffer) => {
-      for (const l of b.toString('utf8').split('\n')) if (l.trim() !== '') this.log.info('fence', l.slice(0, 2000));
-    };
-    child.stdout?.on('data', lines);
-    child.stderr?.on('data', lines);
-    child.on('error', (e) => finish(false, e.message));
-    child.on('exit', (code, sig) => finish(code === 0 && sig === null, sig !== null ? `killed by ${sig}` : `exit ${code}`));
+    spawnFence(
+      { file, node, address: formatHostPort(addr), master: this.core.state.master, leader: this.core.leader, epoch: this.core.epoch },
+      (level, msg) => this.log[level]('fence', msg),
+      (ok) => this.step({ kind: 'fence-done', fenceId, ok }),
+    );
   }
 
   // ---- events ------------------------------------------------------------------
