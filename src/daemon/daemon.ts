@@ -5,20 +5,18 @@ import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { KoiNode } from '../core/node';
-import type { AdminCommand, AdminReply, CoreEvent, PeerInfo, RunRequest } from '../core/types';
+import type { CoreEvent, PeerInfo, RunRequest } from '../core/types';
 import { assertNever } from '../core/types';
 import type { KoiConfig } from '../config/config';
 import { formatHostPort } from '../config/values';
 import { loadConfig, type ConfigFlags } from '../config/load';
 import { coreParams } from '../config/core-params';
-import type { AdminRequest, AdminResponse, LocalJson, StatusJson, WatchEvent } from '../admin-types';
-import { Authenticator, type Envelope } from '../transport/auth';
+import type { AdminResponse, StatusJson } from '../admin-types';
+import { Authenticator } from '../transport/auth';
 import { channelCredentials, serverCredentials } from '../transport/grpc';
 import { ADMIN_SERVICE, PEER_SERVICE } from '../transport/wire';
 import { PeerLinks } from '../transport/peers';
-import { AdminClient } from '../transport/admin-client';
-import { serviceError } from '../transport/status';
-import { AuthError, UnreachableError } from '../errors';
+import type { AuthError } from '../errors';
 import { discoverServices, isDisabled, type DiscoveredService } from '../scripts/discovery';
 import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
 import { spawnFence } from '../scripts/fence';
@@ -33,6 +31,7 @@ import { diffViews, type ClusterView } from '../handlers/events';
 import { newCounters, serveMetrics, type MetricCounters } from '../observe/metrics';
 import type { Server as HttpServer } from 'node:http';
 import { buildStatus } from './status-view';
+import { AdminService } from './admin-service';
 import { monotonicMs } from './clock';
 
 export const TICK_MS = 100;
@@ -44,7 +43,6 @@ export const TICK_MS = 100;
  */
 const STALL_LIMIT_MS = 150;
 export const SAFETY_MARGIN_MS = TICK_MS + STALL_LIMIT_MS + 50 + 50;
-const ADMIN_REPLY_TIMEOUT_MS = 5_000;
 
 export interface DaemonOptions {
   config: KoiConfig;
@@ -54,10 +52,6 @@ export interface DaemonOptions {
   version: string;
   /** `--rejoin`: this node ran before and lost its state_dir. */
   rejoin?: boolean;
-}
-
-interface Watcher {
-  send(ev: WatchEvent): void;
 }
 
 export class Daemon {
@@ -77,17 +71,11 @@ export class Daemon {
   private readonly services = new Map<string, DiscoveredService>();
   private readonly disabledSeen = new Map<string, boolean>();
   private readonly jobs = new Map<number, { service: string; event: string }>();
-  private readonly pending = new Map<number, (r: AdminReply) => void>();
-  private readonly watchers = new Set<Watcher>();
   private readonly refusals = new RateLimiter(60_000);
-  private readonly leaderClients = new Map<string, AdminClient>();
   private timer: NodeJS.Timeout | null = null;
   private disabledTimer: NodeJS.Timeout | null = null;
-  private nextRequestId = 1;
-  private watchSeq = 0;
-  private lastView = '';
-  private readonly startedMs = Date.now();
   private readonly handlers: HandlerDispatcher;
+  private readonly admin: AdminService;
   /** The leader's last view for handler events, and since when we lead. */
   private handlerView: ClusterView | null = null;
   private leadingSince: { epoch: number; ms: number } | null = null;
@@ -171,15 +159,25 @@ export class Daemon {
       onRefused: (from, err) => this.refused(from, err),
       onLinkChange: (peer, up) => this.log.info('transport', `link to ${peer} ${up ? 'up' : 'down'}`),
     });
+    this.admin = new AdminService(
+      {
+        core: this.core,
+        auth: this.auth,
+        config: () => this.config,
+        status: () => this.status(),
+        traffic: () => this.links.traffic,
+        submit: (requestId, command) => this.step({ kind: 'admin', requestId, command }),
+        reload: () => this.reload(),
+        refused: (from, err) => this.refused(from, err),
+      },
+      opts.version,
+    );
   }
 
   async start(): Promise<void> {
     const c = this.config;
     this.server.addService(PEER_SERVICE, { Link: this.links.serve });
-    this.server.addService(ADMIN_SERVICE, {
-      Call: (call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>) => this.adminCall(call, cb),
-      Watch: (call: grpc.ServerWritableStream<Envelope, Envelope>) => this.adminWatch(call),
-    });
+    this.server.addService(ADMIN_SERVICE, this.admin.implementation());
     const bind = c.node.bind.includes(':') ? `[${c.node.bind}]` : c.node.bind;
     this.boundPort = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(`${bind}:${c.node.port}`, serverCredentials(c), (err, port) => (err ? reject(new Error(`cannot listen on ${bind}:${c.node.port}: ${err.message}`)) : resolve(port))),
@@ -230,7 +228,7 @@ export class Daemon {
     // A handler still running would be left unsupervised: end its process group.
     this.handlers.stop();
     this.metricsServer?.close();
-    for (const c of this.leaderClients.values()) c.close();
+    this.admin.close();
     this.server.forceShutdown();
   }
 
@@ -283,7 +281,7 @@ export class Daemon {
     const events = diffViews(this.handlerView, view);
     this.handlerView = view;
     if (events.length === 0) return;
-    for (const e of events) this.publish({ node: this.config.node.name, kind: `handler:${e.kind}`, about: e.node });
+    for (const e of events) this.admin.publish({ node: this.config.node.name, kind: `handler:${e.kind}`, about: e.node });
     this.handlers.push(events, view);
   }
 
@@ -338,11 +336,7 @@ export class Daemon {
       run: (run) => this.startScript(run),
       fence: (f) => this.fence(f.fenceId, f.node),
       event: (e) => this.event(e),
-      reply: (rep) => {
-        const done = this.pending.get(rep.requestId);
-        this.pending.delete(rep.requestId);
-        done?.(rep);
-      },
+      reply: (rep) => this.admin.reply(rep),
     });
     for (const x of r.signals) {
       const j = this.jobs.get(x.runId);
@@ -353,7 +347,7 @@ export class Daemon {
       this.holdingRecorded = holding;
       this.journal.setHolding(holding);
     }
-    this.viewChanged();
+    this.admin.viewChanged();
     // Master and maintenance flips reach the handlers as they happen, not sampled.
     const hv = this.handlerView;
     if (hv !== null && (hv.master !== this.core.state.master || hv.maintenance !== this.core.state.maintenance)) this.handlerEvents();
@@ -494,140 +488,12 @@ export class Daemon {
         this.log.debug('state', e.what);
         break;
     }
-    this.publish({ node: this.config.node.name, ...e });
-  }
-
-  private publish(ev: Omit<WatchEvent, 'seq' | 'time'>): void {
-    if (this.watchers.size === 0) return;
-    const full = { seq: ++this.watchSeq, time: new Date().toISOString(), ...ev } as WatchEvent;
-    for (const w of this.watchers) w.send(full);
-  }
-
-  /** Leader, epoch, master and maintenance as this node sees them: one event per change. */
-  private viewChanged(): void {
-    if (this.watchers.size === 0) return;
-    const s = this.core.state;
-    const view = `${this.core.leader}|${this.core.epoch}|${s.master}|${s.maintenance}|${s.manualMaster}`;
-    if (view === this.lastView) return;
-    this.lastView = view;
-    this.publish({ node: this.config.node.name, kind: 'view', leader: this.core.leader, epoch: this.core.epoch, master: s.master, maintenance: s.maintenance, manualMaster: s.manualMaster });
+    this.admin.publish({ node: this.config.node.name, ...e });
   }
 
   private refused(from: string, err: AuthError): void {
     if (this.refusals.allow(`${from}:${err.reason}`)) {
       this.log.warn('transport', `refused ${from}: ${err.message} (logged once a minute per sender)`);
-    }
-  }
-
-  // ---- admin ---------------------------------------------------------------------
-
-  private adminCall(call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>): void {
-    let from: string;
-    let req: AdminRequest;
-    try {
-      const opened = this.auth.open(call.request);
-      from = opened.from;
-      req = checkAdminRequest(opened.payload);
-    } catch (e) {
-      const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
-      this.refused(call.getPeer(), err);
-      cb(serviceError(err));
-      return;
-    }
-    this.handleAdmin(req, from).then(
-      (res) => cb(null, this.auth.seal(res)),
-      (e: unknown) => cb(null, this.auth.seal({ ok: false, code: 'error', error: (e as Error).message } satisfies AdminResponse)),
-    );
-  }
-
-  private adminWatch(call: grpc.ServerWritableStream<Envelope, Envelope>): void {
-    try {
-      this.auth.open(call.request);
-    } catch (e) {
-      const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
-      this.refused(call.getPeer(), err);
-      call.emit('error', serviceError(err));
-      return;
-    }
-    const w: Watcher = { send: (ev) => call.write(this.auth.seal(ev)) };
-    this.watchers.add(w);
-    this.lastView = '';
-    this.viewChanged();
-    const gone = () => this.watchers.delete(w);
-    call.on('cancelled', gone);
-    call.on('close', gone);
-    call.on('error', gone);
-  }
-
-  private async handleAdmin(req: AdminRequest, from: string): Promise<AdminResponse> {
-    const forwarded = from !== 'koi';
-    switch (req.op) {
-      case 'local':
-        return { ok: true, code: 'ok', data: this.local() };
-      case 'failures':
-        return { ok: true, code: 'ok', data: this.core.state.failures };
-      case 'status': {
-        if (this.core.isLeader() || forwarded) return { ok: true, code: 'ok', data: this.status() };
-        const viaLeader = await this.toLeader(req);
-        return viaLeader ?? { ok: true, code: 'ok', data: this.status() };
-      }
-      case 'command': {
-        const rep = await this.command(req.command);
-        if (rep.code === 'not-leader' && !forwarded && rep.leader !== null && rep.leader !== this.config.node.name) {
-          const viaLeader = await this.toLeader(req);
-          if (viaLeader !== null) return viaLeader;
-        }
-        return replyToResponse(rep);
-      }
-      case 'reconfigure':
-        if (req.node !== null && req.node !== this.config.node.name) {
-          if (forwarded) return { ok: false, code: 'refused', error: `reconfigure for ${req.node} reached ${this.config.node.name}` };
-          return this.toNode(req.node, { op: 'reconfigure', node: req.node });
-        }
-        return this.reload();
-      case 'watch':
-        return { ok: false, code: 'error', error: 'watch is a stream: use the Watch call' };
-    }
-  }
-
-  private command(command: AdminCommand): Promise<AdminReply> {
-    const requestId = this.nextRequestId++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(requestId);
-        resolve({ requestId, ok: false, code: 'not-committed', error: 'no answer from the core in time — check koi status and retry', leader: this.core.leader });
-      }, ADMIN_REPLY_TIMEOUT_MS);
-      this.pending.set(requestId, (r) => {
-        clearTimeout(timer);
-        resolve(r);
-      });
-      this.step({ kind: 'admin', requestId, command });
-    });
-  }
-
-  private async toLeader(req: AdminRequest): Promise<AdminResponse | null> {
-    const leader = this.core.leader;
-    if (leader === null || leader === this.config.node.name) return null;
-    try {
-      return await this.toNode(leader, req);
-    } catch {
-      return null;
-    }
-  }
-
-  private async toNode(node: string, req: AdminRequest): Promise<AdminResponse> {
-    const addr = this.config.cluster.transport.find((p) => p.name === node);
-    if (addr === undefined) return { ok: false, code: 'refused', error: `no node named ${node} — see koi status for the names` };
-    let client = this.leaderClients.get(node);
-    if (client === undefined) {
-      client = new AdminClient(formatHostPort(addr), this.auth, channelCredentials(this.config));
-      this.leaderClients.set(node, client);
-    }
-    try {
-      return await client.call(req, ADMIN_REPLY_TIMEOUT_MS);
-    } catch (e) {
-      if (e instanceof UnreachableError) return { ok: false, code: 'unavailable', error: `${node} did not answer: ${e.message}` };
-      throw e;
     }
   }
 
@@ -646,32 +512,6 @@ export class Daemon {
 
   status(): StatusJson {
     return buildStatus(this.core, this.config, monotonicMs());
-  }
-
-  private local(): LocalJson {
-    const c = this.config;
-    const st = buildStatus(this.core, c, monotonicMs());
-    const me = st.nodes.find((n) => n.name === c.node.name)!;
-    return {
-      name: c.node.name,
-      address: me.address,
-      elector: c.node.elector,
-      runner: c.node.runner,
-      role: this.core.role,
-      epoch: this.core.epoch,
-      leader: this.core.leader,
-      master: this.core.state.master,
-      maintenance: this.core.state.maintenance,
-      state: me.state,
-      services: me.services,
-      config: c.file,
-      servicesFolder: c.service.folder,
-      uptimeMs: Date.now() - this.startedMs,
-      pid: process.pid,
-      version: this.opts.version,
-      traffic: { ...this.links.traffic },
-      rssBytes: process.memoryUsage.rss(),
-    };
   }
 
   /** SIGHUP or `koi reconfigure`: apply what can change live; keep the old on error. */
@@ -733,44 +573,4 @@ function systemdWatchdogIntervalMs(): number {
   if (process.env.NOTIFY_SOCKET === undefined || !Number.isFinite(usec) || usec <= 0) return 0;
   if (pid !== undefined && pid !== '' && Number(pid) !== process.pid) return 0;
   return Math.max(TICK_MS, usec / 1000 / 2);
-}
-
-function replyToResponse(r: AdminReply): AdminResponse {
-  if (r.ok) return r.note ? { ok: true, code: 'ok', data: { note: r.note } } : { ok: true, code: 'ok' };
-  switch (r.code) {
-    case 'not-leader':
-      return { ok: false, code: 'not-leader', error: r.error ?? `this node is not the leader (${r.leader ?? 'none'}) and could not forward` };
-    case 'refused':
-      return { ok: false, code: 'refused', error: r.error ?? 'refused' };
-    case 'not-committed':
-    case 'ok':
-      return { ok: false, code: 'unavailable', error: r.error ?? 'not confirmed' };
-  }
-}
-
-const COMMANDS = new Set(['promote', 'demote', 'elect', 'maintenance', 'start', 'stop', 'recover', 'confirm-down']);
-
-function checkAdminRequest(p: unknown): AdminRequest {
-  const o = p as Record<string, unknown> | null;
-  if (typeof o !== 'object' || o === null) throw new AuthError('admin request is not an object', 'malformed');
-  switch (o.op) {
-    case 'local':
-    case 'status':
-    case 'failures':
-    case 'watch':
-      return { op: o.op };
-    case 'reconfigure':
-      if (o.node !== null && typeof o.node !== 'string') throw new AuthError('reconfigure: node', 'malformed');
-      return { op: 'reconfigure', node: o.node };
-    case 'command': {
-      const c = o.command as Record<string, unknown> | null;
-      if (typeof c !== 'object' || c === null || !COMMANDS.has(String(c.kind))) throw new AuthError('command: unknown kind', 'malformed');
-      if (['promote', 'start', 'stop', 'recover', 'confirm-down'].includes(String(c.kind)) && typeof c.node !== 'string') throw new AuthError('command: node', 'malformed');
-      if (c.kind === 'confirm-down' && (typeof c.wallMs !== 'number' || !Number.isFinite(c.wallMs))) throw new AuthError('command: wallMs', 'malformed');
-      if (c.kind === 'maintenance' && typeof c.on !== 'boolean') throw new AuthError('command: on', 'malformed');
-      return { op: 'command', command: c as unknown as AdminCommand };
-    }
-    default:
-      throw new AuthError(`unknown admin op ${JSON.stringify(o.op)}`, 'malformed');
-  }
 }
