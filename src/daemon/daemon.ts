@@ -5,7 +5,7 @@ import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { KoiNode } from '../core/node';
-import type { CoreEvent, PeerInfo, RunRequest } from '../core/types';
+import type { CoreEvent, Message, PeerInfo, RunRequest } from '../core/types';
 import { assertNever } from '../core/types';
 import type { KoiConfig } from '../config/config';
 import { formatHostPort } from '../config/values';
@@ -28,7 +28,7 @@ import { watchdogTimeoutMs } from '../core/runner';
 import { applyReady } from './effects';
 import { HandlerDispatcher } from '../handlers/dispatcher';
 import { diffViews, type ClusterView } from '../handlers/events';
-import { newCounters, serveMetrics, type MetricCounters } from '../observe/metrics';
+import { createMetrics, noMetrics, type MetricsEndpoint, type MetricsRecorder } from '../observe/recorder';
 import type { Server as HttpServer } from 'node:http';
 import { buildStatus } from './status-view';
 import { AdminService } from './admin-service';
@@ -80,7 +80,9 @@ export class Daemon {
   private handlerView: ClusterView | null = null;
   private leadingSince: { epoch: number; ms: number } | null = null;
   private ticks = 0;
-  private readonly counters: MetricCounters = newCounters();
+  /** Counters and histograms: with `[node] metrics` only. */
+  private readonly metricsEndpoint: MetricsEndpoint | null = null;
+  private readonly metrics: MetricsRecorder = noMetrics;
   private metricsServer: HttpServer | null = null;
   private stopping: { deadlineMs: number; resolve: () => void } | null = null;
   boundPort = 0;
@@ -154,11 +156,19 @@ export class Daemon {
       log: (level, msg, meta) => this.log[level]('handlers', msg, meta),
     });
     this.links = new PeerLinks(self, c.cluster.transport, this.auth, () => channelCredentials(this.config), {
-      onMessage: (from, msg) => this.step({ kind: 'message', from, msg }),
+      onMessage: (from, msg) => this.peerMessage(from, msg),
       onHello: (info) => this.core.setPeerInfo(info),
       onRefused: (from, err) => this.refused(from, err),
       onLinkChange: (peer, up) => this.log.info('transport', `link to ${peer} ${up ? 'up' : 'down'}`),
     });
+    if (c.node.metrics !== null) {
+      this.metricsEndpoint = createMetrics({
+        node: c.node.name,
+        version: opts.version,
+        source: { status: () => this.status(), core: this.core, traffic: () => this.links.traffic, handlerRuns: () => this.handlers.counts },
+      });
+      this.metrics = this.metricsEndpoint.recorder;
+    }
     this.admin = new AdminService(
       {
         core: this.core,
@@ -183,10 +193,8 @@ export class Daemon {
       this.server.bindAsync(`${bind}:${c.node.port}`, serverCredentials(c), (err, port) => (err ? reject(new Error(`cannot listen on ${bind}:${c.node.port}: ${err.message}`)) : resolve(port))),
     );
     this.links.start();
-    if (c.node.metrics !== null) {
-      this.metricsServer = serveMetrics(c.node.metrics, { status: () => this.status(), isLeader: () => this.core.isLeader(), counters: () => this.metricCounters() }, (e) =>
-        this.log.error('metrics', `cannot serve metrics on ${c.node.metrics}: ${e.message}`),
-      );
+    if (c.node.metrics !== null && this.metricsEndpoint !== null) {
+      this.metricsServer = this.metricsEndpoint.serve(c.node.metrics, (e) => this.log.error('metrics', `cannot serve metrics on ${c.node.metrics}: ${e.message}`));
       this.log.info('metrics', `status page http://${c.node.metrics}/ and Prometheus /metrics`);
     }
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -320,6 +328,17 @@ export class Daemon {
     this.flush();
   }
 
+  private peerMessage(from: string, msg: Message): void {
+    const now = monotonicMs();
+    this.core.step({ kind: 'message', from, msg }, now);
+    // An acknowledgement the leader took in (not a duplicate): its round trip.
+    if (msg.kind === 'ack' && Number.isFinite(msg.echoSentMs) && from !== this.config.node.name) {
+      const v = this.core.leaderViews()?.get(from);
+      if (v !== undefined && v.lastReplyMs === now && v.rttMs !== null) this.metrics.heartbeatRtt(from, v.rttMs);
+    }
+    this.flush();
+  }
+
   private flush(): void {
     const r = applyReady(this.core, {
       signal: (x) => this.executor.signal(x.runId, x.signal),
@@ -397,15 +416,8 @@ export class Daemon {
     this.jobs.delete(job.id);
     this.journal.end(job.id);
     const ok = r.exitCode === 0 && r.signal === null;
-    const m = this.counters.scripts.get(job.event) ?? { count: 0, seconds: 0 };
-    m.count++;
-    m.seconds += r.durationMs / 1000;
-    this.counters.scripts.set(job.event, m);
     const failedStatus = job.event === 'status' && !(r.signal === null && [0, 90, 91, 92, 93].includes(r.exitCode ?? -1));
-    if ((!ok && job.event !== 'status') || failedStatus) {
-      const k = `${job.service.def.name}/${job.event}`;
-      this.counters.scriptFailures.set(k, (this.counters.scriptFailures.get(k) ?? 0) + 1);
-    }
+    this.metrics.scriptDone(job.service.def.name, job.event, r.durationMs, (!ok && job.event !== 'status') || failedStatus);
     const how = r.signal !== null ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
     const msg = `${job.service.def.name}/${job.event} ${how} after ${r.durationMs}ms`;
     if (ok || job.event === 'status') this.log.debug('scripts', msg);
@@ -461,7 +473,7 @@ export class Daemon {
         this.log.debug('election', `campaign for epoch ${e.epoch}${e.takeover ? ' (takeover)' : ''}`);
         break;
       case 'master-designated':
-        this.counters.failovers++;
+        this.metrics.failover();
         this.log.info('master', `${e.master} is master (${e.reason}, epoch ${e.epoch})`);
         break;
       case 'master-revoked':
@@ -473,7 +485,7 @@ export class Daemon {
       case 'fence-requested':
         break;
       case 'fence-result':
-        this.counters.fences[e.ok ? 'ok' : 'failed']++;
+        this.metrics.fence(e.ok);
         if (!e.ok && e.retryInMs !== null) {
           this.log.warn('fence', `next fence attempt of ${e.node} in ${(e.retryInMs / 1000).toFixed(1)}s; meanwhile the leases granted before the failed attempt are waited out`);
         }
@@ -495,19 +507,6 @@ export class Daemon {
     if (this.refusals.allow(`${from}:${err.reason}`)) {
       this.log.warn('transport', `refused ${from}: ${err.message} (logged once a minute per sender)`);
     }
-  }
-
-  private metricCounters(): MetricCounters {
-    const t = this.links.traffic;
-    Object.assign(this.counters, { bytesSent: t.bytesSent, bytesReceived: t.bytesReceived, messagesSent: t.messagesSent, messagesReceived: t.messagesReceived });
-    this.counters.handlerRuns = { ...this.handlers.counts };
-    this.counters.rttSeconds = new Map();
-    for (const [name, v] of this.core.leaderViews() ?? []) if (v.rttMs !== null && name !== this.config.node.name) this.counters.rttSeconds.set(name, v.rttMs / 1000);
-    const q = this.core.quorumRttMs();
-    this.counters.network = this.core.isLeader()
-      ? { quorumRttSeconds: q === null ? null : q / 1000, toleratedRttSeconds: this.core.toleratedRttMs() / 1000, windowSeconds: this.core.windowMs() / 1000 }
-      : null;
-    return this.counters;
   }
 
   status(): StatusJson {
