@@ -48,7 +48,11 @@ export class Metrics implements MetricsRecorder {
     const src = opts.source;
     const self = opts.node;
     const st = () => (this.scrape ??= src.status());
-    collectDefaultMetrics({ register: this.registry });
+    // The event loop lag monitor samples at the daemon's own tick (100 ms), not
+    // prom-client's 10 ms: 100 wake-ups a second cost an idle koinode about
+    // 0.6 % of a core (measured beside a 3-node cluster); stalls shorter than
+    // a tick do not matter to koi.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     new Gauge({ name: 'koi_build_info', help: 'koinode version, node name, Node.js version and protocol version (always 1)', labelNames: ['version', 'node', 'nodejs', 'protocol'], registers }).set(
       { version: opts.version, node: self, nodejs: process.version, protocol: PROTOCOL_VERSION },
       1,
