@@ -5,22 +5,21 @@ import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { KoiNode } from '../core/node';
-import type { AdminCommand, AdminReply, CoreEvent, CoreParams, PeerInfo, RunRequest } from '../core/types';
+import type { CoreEvent, Message, PeerInfo, RunRequest } from '../core/types';
 import { assertNever } from '../core/types';
 import type { KoiConfig } from '../config/config';
 import { formatHostPort } from '../config/values';
 import { loadConfig, type ConfigFlags } from '../config/load';
-import type { AdminRequest, AdminResponse, LocalJson, StatusJson, WatchEvent } from '../admin-types';
-import { Authenticator, type Envelope } from '../transport/auth';
+import { coreParams } from '../config/core-params';
+import type { AdminResponse, StatusJson } from '../admin-types';
+import { Authenticator } from '../transport/auth';
 import { channelCredentials, serverCredentials } from '../transport/grpc';
 import { adminService, peerService } from '../transport/wire';
-import { decodeAdminRequest, encodeAdminReply, encodeWatchEvent } from '../transport/admin-codec';
 import { PeerLinks } from '../transport/peers';
-import { AdminClient } from '../transport/admin-client';
-import { serviceError } from '../transport/status';
-import { AuthError, UnreachableError } from '../errors';
+import type { AuthError } from '../errors';
 import { discoverServices, isDisabled, type DiscoveredService } from '../scripts/discovery';
 import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
+import { spawnFence } from '../scripts/fence';
 import { RateLimiter, type Log } from '../observe/logger';
 import { StateStore } from './state-store';
 import { RunJournal } from './run-journal';
@@ -29,9 +28,10 @@ import { watchdogTimeoutMs } from '../core/runner';
 import { applyReady } from './effects';
 import { HandlerDispatcher } from '../handlers/dispatcher';
 import { diffViews, type ClusterView } from '../handlers/events';
-import { newCounters, serveMetrics, type MetricCounters } from '../observe/metrics';
+import { createMetrics, noMetrics, type MetricsEndpoint, type MetricsRecorder } from '../observe/recorder';
 import type { Server as HttpServer } from 'node:http';
 import { buildStatus, type Versions } from './status-view';
+import { AdminService } from './admin-service';
 import { monotonicMs } from './clock';
 
 export const TICK_MS = 100;
@@ -43,33 +43,6 @@ export const TICK_MS = 100;
  */
 const STALL_LIMIT_MS = 150;
 export const SAFETY_MARGIN_MS = TICK_MS + STALL_LIMIT_MS + 50 + 50;
-const FENCE_TIMEOUT_MS = 30_000;
-const ADMIN_REPLY_TIMEOUT_MS = 5_000;
-
-export function coreParams(c: KoiConfig): CoreParams {
-  return {
-    heartbeatIntervalMs: c.time.heartbeatIntervalMs,
-    leaderTimeoutMs: c.time.leaderTimeoutMs,
-    masterLeaseMs: c.time.masterLeaseMs,
-    statusIntervalMs: c.time.statusIntervalMs,
-    failurePromotionTimeoutMs: c.time.failurePromotionTimeoutMs,
-    startTimeoutMs: c.service.startTimeoutMs,
-    stopTimeoutMs: c.service.stopTimeoutMs,
-    statusTimeoutMs: c.service.statusTimeoutMs,
-    promoteTimeoutMs: c.service.promoteTimeoutMs,
-    demoteTimeoutMs: c.service.demoteTimeoutMs,
-    failedTimeoutMs: c.service.failedTimeoutMs,
-    autoRecover: c.service.autoRecover,
-    autoRecoverWaitMs: c.service.autoRecoverWaitMs,
-    failcountResetMs: c.service.failcountResetMs,
-    quorum: c.cluster.quorum,
-    killGraceMs: 2000,
-    takeoverSettleMs: 4 * c.time.leaderTimeoutMs,
-    // The runner notices a lease end or a kill deadline at its next tick.
-    safetyMarginMs: SAFETY_MARGIN_MS,
-    fenceConfigured: c.cluster.fence !== null,
-  };
-}
 
 export interface DaemonOptions {
   config: KoiConfig;
@@ -79,10 +52,6 @@ export interface DaemonOptions {
   version: string;
   /** `--rejoin`: this node ran before and lost its state_dir. */
   rejoin?: boolean;
-}
-
-interface Watcher {
-  send(ev: WatchEvent): void;
 }
 
 export class Daemon {
@@ -102,22 +71,18 @@ export class Daemon {
   private readonly services = new Map<string, DiscoveredService>();
   private readonly disabledSeen = new Map<string, boolean>();
   private readonly jobs = new Map<number, { service: string; event: string }>();
-  private readonly pending = new Map<number, (r: AdminReply) => void>();
-  private readonly watchers = new Set<Watcher>();
   private readonly refusals = new RateLimiter(60_000);
-  private readonly leaderClients = new Map<string, AdminClient>();
   private timer: NodeJS.Timeout | null = null;
   private disabledTimer: NodeJS.Timeout | null = null;
-  private nextRequestId = 1;
-  private watchSeq = 0;
-  private lastView = '';
-  private readonly startedMs = Date.now();
   private readonly handlers: HandlerDispatcher;
+  private readonly admin: AdminService;
   /** The leader's last view for handler events, and since when we lead. */
   private handlerView: ClusterView | null = null;
   private leadingSince: { epoch: number; ms: number } | null = null;
   private ticks = 0;
-  private readonly counters: MetricCounters = newCounters();
+  /** Counters and histograms: with `[node] metrics` only. */
+  private readonly metricsEndpoint: MetricsEndpoint | null = null;
+  private readonly metrics: MetricsRecorder = noMetrics;
   private metricsServer: HttpServer | null = null;
   private stopping: { deadlineMs: number; resolve: () => void } | null = null;
   boundPort = 0;
@@ -158,7 +123,7 @@ export class Daemon {
     this.holdingRecorded = left.holdingKept;
     if (left.wasHolding) this.log.warn('scripts', 'the earlier koinode died while this runner held the master role: every service counts as promoted (and is demoted) unless its status says stopped');
     else if (interrupted.length > 0) this.log.warn('scripts', `interrupted while the master role may have been held: ${interrupted.join(', ')} — each counts as promoted (and is demoted) unless its status says stopped`);
-    const cp = coreParams(c);
+    const cp = coreParams(c, SAFETY_MARGIN_MS);
     // The hello says the timings safety depends on, so a leader can wait out the longest.
     const self: PeerInfo = { name: c.node.name, elector: c.node.elector, runner: c.node.runner, priority: c.node.priority, masterLeaseMs: cp.masterLeaseMs, demoteTimeoutMs: cp.demoteTimeoutMs };
     // Others are known from their hello; until then they count for nothing.
@@ -166,7 +131,7 @@ export class Daemon {
     this.core = new KoiNode({
       self: self.name,
       peers,
-      params: coreParams(c),
+      params: coreParams(c, SAFETY_MARGIN_MS),
       services: [...this.services.values()].map((s) => s.def),
       incarnation: this.incarnation,
       nowMs: monotonicMs(),
@@ -191,29 +156,45 @@ export class Daemon {
       log: (level, msg, meta) => this.log[level]('handlers', msg, meta),
     });
     this.links = new PeerLinks(self, c.cluster.transport, this.auth, () => channelCredentials(this.config), {
-      onMessage: (from, msg) => this.step({ kind: 'message', from, msg }),
+      onMessage: (from, msg) => this.peerMessage(from, msg),
       onHello: (info) => this.core.setPeerInfo(info),
       onRefused: (from, err) => this.refused(from, err),
       onLinkChange: (peer, up) => this.log.info('transport', `link to ${peer} ${up ? 'up' : 'down'}`),
     }, { softwareVersion: opts.version, protocol: this.auth.protocol, watchdogMode: c.node.runner ? c.node.watchdog : 'off' });
+    if (c.node.metrics !== null) {
+      this.metricsEndpoint = createMetrics({
+        node: c.node.name,
+        version: opts.version,
+        source: { status: () => this.status(), core: this.core, traffic: () => this.links.traffic, handlerRuns: () => this.handlers.counts },
+      });
+      this.metrics = this.metricsEndpoint.recorder;
+    }
+    this.admin = new AdminService(
+      {
+        core: this.core,
+        auth: this.auth,
+        config: () => this.config,
+        status: () => this.status(),
+        traffic: () => this.links.traffic,
+        submit: (requestId, command) => this.step({ kind: 'admin', requestId, command }),
+        reload: () => this.reload(),
+        refused: (from, err) => this.refused(from, err),
+      },
+      opts.version,
+    );
   }
 
   async start(): Promise<void> {
     const c = this.config;
     this.server.addService(peerService(), { Link: this.links.serve });
-    this.server.addService(adminService(), {
-      Call: (call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>) => this.adminCall(call, cb),
-      Watch: (call: grpc.ServerWritableStream<Envelope, Envelope>) => this.adminWatch(call),
-    });
+    this.server.addService(adminService(), this.admin.implementation());
     const bind = c.node.bind.includes(':') ? `[${c.node.bind}]` : c.node.bind;
     this.boundPort = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(`${bind}:${c.node.port}`, serverCredentials(c), (err, port) => (err ? reject(new Error(`cannot listen on ${bind}:${c.node.port}: ${err.message}`)) : resolve(port))),
     );
     this.links.start();
-    if (c.node.metrics !== null) {
-      this.metricsServer = serveMetrics(c.node.metrics, { status: () => this.status(), isLeader: () => this.core.isLeader(), counters: () => this.metricCounters() }, (e) =>
-        this.log.error('metrics', `cannot serve metrics on ${c.node.metrics}: ${e.message}`),
-      );
+    if (c.node.metrics !== null && this.metricsEndpoint !== null) {
+      this.metricsServer = this.metricsEndpoint.serve(c.node.metrics, (e) => this.log.error('metrics', `cannot serve metrics on ${c.node.metrics}: ${e.message}`));
       this.log.info('metrics', `status page http://${c.node.metrics}/ and Prometheus /metrics`);
     }
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -255,7 +236,7 @@ export class Daemon {
     // A handler still running would be left unsupervised: end its process group.
     this.handlers.stop();
     this.metricsServer?.close();
-    for (const c of this.leaderClients.values()) c.close();
+    this.admin.close();
     this.server.forceShutdown();
   }
 
@@ -308,7 +289,7 @@ export class Daemon {
     const events = diffViews(this.handlerView, view);
     this.handlerView = view;
     if (events.length === 0) return;
-    for (const e of events) this.publish({ node: this.config.node.name, kind: `handler:${e.kind}`, about: e.node });
+    for (const e of events) this.admin.publish({ node: this.config.node.name, kind: `handler:${e.kind}`, about: e.node });
     this.handlers.push(events, view);
   }
 
@@ -347,6 +328,17 @@ export class Daemon {
     this.flush();
   }
 
+  private peerMessage(from: string, msg: Message): void {
+    const now = monotonicMs();
+    this.core.step({ kind: 'message', from, msg }, now);
+    // An acknowledgement the leader took in (not a duplicate): its round trip.
+    if (msg.kind === 'ack' && Number.isFinite(msg.echoSentMs) && from !== this.config.node.name) {
+      const v = this.core.leaderViews()?.get(from);
+      if (v !== undefined && v.lastReplyMs === now && v.rttMs !== null) this.metrics.heartbeatRtt(from, v.rttMs);
+    }
+    this.flush();
+  }
+
   private flush(): void {
     const r = applyReady(this.core, {
       signal: (x) => this.executor.signal(x.runId, x.signal),
@@ -363,11 +355,7 @@ export class Daemon {
       run: (run) => this.startScript(run),
       fence: (f) => this.fence(f.fenceId, f.node),
       event: (e) => this.event(e),
-      reply: (rep) => {
-        const done = this.pending.get(rep.requestId);
-        this.pending.delete(rep.requestId);
-        done?.(rep);
-      },
+      reply: (rep) => this.admin.reply(rep),
     });
     for (const x of r.signals) {
       const j = this.jobs.get(x.runId);
@@ -378,7 +366,7 @@ export class Daemon {
       this.holdingRecorded = holding;
       this.journal.setHolding(holding);
     }
-    this.viewChanged();
+    this.admin.viewChanged();
     // Master and maintenance flips reach the handlers as they happen, not sampled.
     const hv = this.handlerView;
     if (hv !== null && (hv.master !== this.core.state.master || hv.maintenance !== this.core.state.maintenance)) this.handlerEvents();
@@ -428,15 +416,8 @@ export class Daemon {
     this.jobs.delete(job.id);
     this.journal.end(job.id);
     const ok = r.exitCode === 0 && r.signal === null;
-    const m = this.counters.scripts.get(job.event) ?? { count: 0, seconds: 0 };
-    m.count++;
-    m.seconds += r.durationMs / 1000;
-    this.counters.scripts.set(job.event, m);
     const failedStatus = job.event === 'status' && !(r.signal === null && [0, 90, 91, 92, 93].includes(r.exitCode ?? -1));
-    if ((!ok && job.event !== 'status') || failedStatus) {
-      const k = `${job.service.def.name}/${job.event}`;
-      this.counters.scriptFailures.set(k, (this.counters.scriptFailures.get(k) ?? 0) + 1);
-    }
+    this.metrics.scriptDone(job.service.def.name, job.event, r.durationMs, (!ok && job.event !== 'status') || failedStatus);
     const how = r.signal !== null ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
     const msg = `${job.service.def.name}/${job.event} ${how} after ${r.durationMs}ms`;
     if (ok || job.event === 'status') this.log.debug('scripts', msg);
@@ -462,35 +443,11 @@ export class Daemon {
       this.step({ kind: 'fence-done', fenceId, ok: false });
       return;
     }
-    this.log.warn('fence', `fencing ${node} (${formatHostPort(addr)}) with ${file}`);
-    const child = spawn(file, [node, formatHostPort(addr)], {
-      env: { ...process.env, KOI_EVENT: 'fence', KOI_NODE: node, KOI_NODE_ADDRESS: formatHostPort(addr), KOI_MASTER: this.core.state.master ?? '', KOI_LEADER: this.core.leader ?? '', KOI_EPOCH: String(this.core.epoch) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let settled = false;
-    const finish = (ok: boolean, why: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      this.log[ok ? 'warn' : 'error']('fence', `fence of ${node}: ${ok ? 'succeeded' : `failed (${why})`}`);
-      this.step({ kind: 'fence-done', fenceId, ok });
-    };
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // gone
-      }
-      finish(false, `no answer within ${FENCE_TIMEOUT_MS / 1000}s`);
-    }, FENCE_TIMEOUT_MS);
-    const lines = (b: Buffer) => {
-      for (const l of b.toString('utf8').split('\n')) if (l.trim() !== '') this.log.info('fence', l.slice(0, 2000));
-    };
-    child.stdout?.on('data', lines);
-    child.stderr?.on('data', lines);
-    child.on('error', (e) => finish(false, e.message));
-    child.on('exit', (code, sig) => finish(code === 0 && sig === null, sig !== null ? `killed by ${sig}` : `exit ${code}`));
+    spawnFence(
+      { file, node, address: formatHostPort(addr), master: this.core.state.master, leader: this.core.leader, epoch: this.core.epoch },
+      (level, msg) => this.log[level]('fence', msg),
+      (ok) => this.step({ kind: 'fence-done', fenceId, ok }),
+    );
   }
 
   // ---- events ------------------------------------------------------------------
@@ -516,7 +473,7 @@ export class Daemon {
         this.log.debug('election', `campaign for epoch ${e.epoch}${e.takeover ? ' (takeover)' : ''}`);
         break;
       case 'master-designated':
-        this.counters.failovers++;
+        this.metrics.failover();
         this.log.info('master', `${e.master} is master (${e.reason}, epoch ${e.epoch})`);
         break;
       case 'master-revoked':
@@ -528,7 +485,7 @@ export class Daemon {
       case 'fence-requested':
         break;
       case 'fence-result':
-        this.counters.fences[e.ok ? 'ok' : 'failed']++;
+        this.metrics.fence(e.ok);
         if (!e.ok && e.retryInMs !== null) {
           this.log.warn('fence', `next fence attempt of ${e.node} in ${(e.retryInMs / 1000).toFixed(1)}s; meanwhile the leases granted before the failed attempt are waited out`);
         }
@@ -543,175 +500,13 @@ export class Daemon {
         this.log.debug('state', e.what);
         break;
     }
-    this.publish({ node: this.config.node.name, ...e });
-  }
-
-  private publish(ev: Omit<WatchEvent, 'seq' | 'time'>): void {
-    if (this.watchers.size === 0) return;
-    const full = { seq: ++this.watchSeq, time: new Date().toISOString(), ...ev } as WatchEvent;
-    for (const w of this.watchers) w.send(full);
-  }
-
-  /** Leader, epoch, master and maintenance as this node sees them: one event per change. */
-  private viewChanged(): void {
-    if (this.watchers.size === 0) return;
-    const s = this.core.state;
-    const view = `${this.core.leader}|${this.core.epoch}|${s.master}|${s.maintenance}|${s.manualMaster}`;
-    if (view === this.lastView) return;
-    this.lastView = view;
-    this.publish({ node: this.config.node.name, kind: 'view', leader: this.core.leader, epoch: this.core.epoch, master: s.master, maintenance: s.maintenance, manualMaster: s.manualMaster });
+    this.admin.publish({ node: this.config.node.name, ...e });
   }
 
   private refused(from: string, err: AuthError): void {
     if (this.refusals.allow(`${from}:${err.reason}`)) {
       this.log.warn('transport', `refused ${from}: ${err.message} (logged once a minute per sender)`);
     }
-  }
-
-  // ---- admin ---------------------------------------------------------------------
-
-  private adminCall(call: grpc.ServerUnaryCall<Envelope, Envelope>, cb: grpc.sendUnaryData<Envelope>): void {
-    let from: string;
-    let minor: number;
-    let req: AdminRequest;
-    try {
-      const opened = this.auth.open(call.request);
-      from = opened.from;
-      minor = Math.min(opened.minor, this.auth.protocol.maxMinor);
-      req = decodeAdminRequest(opened.body);
-    } catch (e) {
-      const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
-      this.refused(call.getPeer(), err);
-      cb(serviceError(err));
-      return;
-    }
-    const reply = (res: AdminResponse) => {
-      let body: Buffer;
-      try {
-        body = encodeAdminReply(res, req.op);
-      } catch (e) {
-        this.log.error('admin', `cannot encode the reply to ${req.op}: ${(e as Error).message}`);
-        cb(serviceError(new Error(`cannot encode the reply: ${(e as Error).message}`)));
-        return;
-      }
-      cb(null, this.auth.seal(body, minor));
-    };
-    this.handleAdmin(req, from).then(reply, (e: unknown) => reply({ ok: false, code: 'error', error: (e as Error).message }));
-  }
-
-  private adminWatch(call: grpc.ServerWritableStream<Envelope, Envelope>): void {
-    let minor: number;
-    try {
-      const opened = this.auth.open(call.request);
-      minor = Math.min(opened.minor, this.auth.protocol.maxMinor);
-      if (decodeAdminRequest(opened.body).op !== 'watch') throw new AuthError('Admin.Watch takes a watch request', 'malformed');
-    } catch (e) {
-      const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
-      this.refused(call.getPeer(), err);
-      call.emit('error', serviceError(err));
-      return;
-    }
-    const w: Watcher = {
-      send: (ev) => {
-        try {
-          call.write(this.auth.seal(encodeWatchEvent(ev), minor));
-        } catch (e) {
-          this.log.error('admin', `cannot send a ${ev.kind} event to a watcher: ${(e as Error).message}`);
-        }
-      },
-    };
-    this.watchers.add(w);
-    this.lastView = '';
-    this.viewChanged();
-    const gone = () => this.watchers.delete(w);
-    call.on('cancelled', gone);
-    call.on('close', gone);
-    call.on('error', gone);
-  }
-
-  private async handleAdmin(req: AdminRequest, from: string): Promise<AdminResponse> {
-    const forwarded = from !== 'koi';
-    switch (req.op) {
-      case 'local':
-        return { ok: true, code: 'ok', data: this.local() };
-      case 'failures':
-        return { ok: true, code: 'ok', data: this.core.state.failures };
-      case 'status': {
-        if (this.core.isLeader() || forwarded) return { ok: true, code: 'ok', data: this.status() };
-        const viaLeader = await this.toLeader(req);
-        return viaLeader ?? { ok: true, code: 'ok', data: this.status() };
-      }
-      case 'command': {
-        const rep = await this.command(req.command);
-        if (rep.code === 'not-leader' && !forwarded && rep.leader !== null && rep.leader !== this.config.node.name) {
-          const viaLeader = await this.toLeader(req);
-          if (viaLeader !== null) return viaLeader;
-        }
-        return replyToResponse(rep);
-      }
-      case 'reconfigure':
-        if (req.node !== null && req.node !== this.config.node.name) {
-          if (forwarded) return { ok: false, code: 'refused', error: `reconfigure for ${req.node} reached ${this.config.node.name}` };
-          return this.toNode(req.node, { op: 'reconfigure', node: req.node });
-        }
-        return this.reload();
-      case 'watch':
-        return { ok: false, code: 'error', error: 'watch is a stream: use the Watch call' };
-    }
-  }
-
-  private command(command: AdminCommand): Promise<AdminReply> {
-    const requestId = this.nextRequestId++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(requestId);
-        resolve({ requestId, ok: false, code: 'not-committed', error: 'no answer from the core in time — check koi status and retry', leader: this.core.leader });
-      }, ADMIN_REPLY_TIMEOUT_MS);
-      this.pending.set(requestId, (r) => {
-        clearTimeout(timer);
-        resolve(r);
-      });
-      this.step({ kind: 'admin', requestId, command });
-    });
-  }
-
-  private async toLeader(req: AdminRequest): Promise<AdminResponse | null> {
-    const leader = this.core.leader;
-    if (leader === null || leader === this.config.node.name) return null;
-    try {
-      return await this.toNode(leader, req);
-    } catch {
-      return null;
-    }
-  }
-
-  private async toNode(node: string, req: AdminRequest): Promise<AdminResponse> {
-    const addr = this.config.cluster.transport.find((p) => p.name === node);
-    if (addr === undefined) return { ok: false, code: 'refused', error: `no node named ${node} — see koi status for the names` };
-    let client = this.leaderClients.get(node);
-    if (client === undefined) {
-      client = new AdminClient(formatHostPort(addr), this.auth, channelCredentials(this.config));
-      this.leaderClients.set(node, client);
-    }
-    try {
-      return await client.call(req, ADMIN_REPLY_TIMEOUT_MS);
-    } catch (e) {
-      if (e instanceof UnreachableError) return { ok: false, code: 'unavailable', error: `${node} did not answer: ${e.message}` };
-      throw e;
-    }
-  }
-
-  private metricCounters(): MetricCounters {
-    const t = this.links.traffic;
-    Object.assign(this.counters, { bytesSent: t.bytesSent, bytesReceived: t.bytesReceived, messagesSent: t.messagesSent, messagesReceived: t.messagesReceived });
-    this.counters.handlerRuns = { ...this.handlers.counts };
-    this.counters.rttSeconds = new Map();
-    for (const [name, v] of this.core.leaderViews() ?? []) if (v.rttMs !== null && name !== this.config.node.name) this.counters.rttSeconds.set(name, v.rttMs / 1000);
-    const q = this.core.quorumRttMs();
-    this.counters.network = this.core.isLeader()
-      ? { quorumRttSeconds: q === null ? null : q / 1000, toleratedRttSeconds: this.core.toleratedRttMs() / 1000, windowSeconds: this.core.windowMs() / 1000 }
-      : null;
-    return this.counters;
   }
 
   status(): StatusJson {
@@ -721,33 +516,6 @@ export class Daemon {
   private versions(): Versions {
     const p = this.auth.protocol;
     return { self: { software: this.opts.version, protocol: `${p.major}.${p.maxMinor}`, compatible: true }, peers: this.links.versions };
-  }
-
-  private local(): LocalJson {
-    const c = this.config;
-    const st = buildStatus(this.core, c, monotonicMs(), this.versions());
-    const me = st.nodes.find((n) => n.name === c.node.name)!;
-    return {
-      name: c.node.name,
-      address: me.address,
-      elector: c.node.elector,
-      runner: c.node.runner,
-      role: this.core.role,
-      epoch: this.core.epoch,
-      leader: this.core.leader,
-      master: this.core.state.master,
-      maintenance: this.core.state.maintenance,
-      state: me.state,
-      services: me.services,
-      config: c.file,
-      servicesFolder: c.service.folder,
-      uptimeMs: Date.now() - this.startedMs,
-      pid: process.pid,
-      version: this.opts.version,
-      traffic: { ...this.links.traffic },
-      rssBytes: process.memoryUsage.rss(),
-      protocol: { ...this.auth.protocol },
-    };
   }
 
   /** SIGHUP or `koi reconfigure`: apply what can change live; keep the old on error. */
@@ -767,7 +535,7 @@ export class Daemon {
     if (old.service.folder !== next.service.folder) fixed.push('[service] folder');
     this.config = { ...next, node: old.node, cluster: { ...next.cluster, transport: old.cluster.transport, id: old.cluster.id, quorum: old.cluster.quorum }, service: { ...next.service, folder: old.service.folder } };
     this.auth.setSecret(this.config.cluster.secret);
-    const p = coreParams(this.config);
+    const p = coreParams(this.config, SAFETY_MARGIN_MS);
     this.core.updateParams(p);
     const c = this.config.node;
     this.links.setSelf({ name: c.name, elector: c.elector, runner: c.runner, priority: c.priority, masterLeaseMs: p.masterLeaseMs, demoteTimeoutMs: p.demoteTimeoutMs });
@@ -809,17 +577,4 @@ function systemdWatchdogIntervalMs(): number {
   if (process.env.NOTIFY_SOCKET === undefined || !Number.isFinite(usec) || usec <= 0) return 0;
   if (pid !== undefined && pid !== '' && Number(pid) !== process.pid) return 0;
   return Math.max(TICK_MS, usec / 1000 / 2);
-}
-
-function replyToResponse(r: AdminReply): AdminResponse {
-  if (r.ok) return r.note ? { ok: true, code: 'ok', data: { note: r.note } } : { ok: true, code: 'ok' };
-  switch (r.code) {
-    case 'not-leader':
-      return { ok: false, code: 'not-leader', error: r.error ?? `this node is not the leader (${r.leader ?? 'none'}) and could not forward` };
-    case 'refused':
-      return { ok: false, code: 'refused', error: r.error ?? 'refused' };
-    case 'not-committed':
-    case 'ok':
-      return { ok: false, code: 'unavailable', error: r.error ?? 'not confirmed' };
-  }
 }

@@ -1,14 +1,25 @@
 // The metrics the operations guide lists and no other test reads, scraped
 // from real koinodes: koi_epoch, script seconds and failures, bytes
-// received, handler and fence counters, and /status.json.
+// received, handler and fence counters, and /status.json; every name koi has
+// exported since before prom-client, and what prom-client added (script and
+// heartbeat histograms, koi_build_info, the process metrics).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusJson } from '../../src/admin-types';
 import { freePorts } from '../../src/demo/local-cluster';
+import { VERSION } from '../../src/version';
 import { TestCluster } from './harness';
 import { addConf, fetchText, readLines, sample, STEADY, until } from './probes';
+
+/** Every metric name of the hand-written exposition: none may go. */
+const OLD_NAMES = [
+  'koi_leader', 'koi_epoch', 'koi_maintenance', 'koi_master', 'koi_quorum_reachable', 'koi_node_state', 'koi_node_failcount',
+  'koi_service_state', 'koi_failovers_total', 'koi_script_runs_total', 'koi_script_seconds_total', 'koi_script_failures_total',
+  'koi_heartbeat_rtt_seconds', 'koi_quorum_rtt_seconds', 'koi_tolerated_rtt_seconds', 'koi_ack_window_seconds', 'koi_bytes_sent_total',
+  'koi_bytes_received_total', 'koi_messages_sent_total', 'koi_messages_received_total', 'koi_handler_runs_total', 'koi_fence_runs_total',
+];
 
 test('metrics: epoch, script seconds and failures, bytes received, handler and fence counters, /status.json', async () => {
   const mports = await freePorts(3);
@@ -43,6 +54,44 @@ test('metrics: epoch, script seconds and failures, bytes received, handler and f
       assert.ok(rx > 0, `${n.name} received bytes`);
       await until(`${n.name} receives more`, async () => (sample(await metrics(n.name), 'koi_bytes_received_total') ?? 0) > rx);
     }
+
+    // Every old name is still exported, with a type, and the leader's gauges have samples.
+    const lm = await metrics(L);
+    for (const name of OLD_NAMES) assert.match(lm, new RegExp(`^# TYPE ${name} (gauge|counter)$`, 'm'), `${name} on the leader`);
+    const follower = ['n1', 'n2', 'n3'].find((n) => n !== L)!;
+    // (Unless a loaded machine changed leaders meanwhile.)
+    if (sample(lm, 'koi_leader') === 1) {
+      for (const name of ['koi_tolerated_rtt_seconds', 'koi_ack_window_seconds']) assert.ok((sample(lm, name) ?? 0) > 0, `${name} on the leader`);
+      assert.ok((sample(lm, `koi_heartbeat_rtt_seconds{node="${follower}"}`) ?? -1) >= 0, 'last round trip to a follower');
+    }
+    for (const n of c.nodes) {
+      const m = await metrics(n.name);
+      // Who, what and which protocol.
+      const info = new RegExp(`^koi_build_info\\{version="${VERSION.replace(/\./g, '\\.')}",node="${n.name}",nodejs="v[0-9.]+",protocol="1\\.1"\\} 1$`, 'm');
+      assert.match(m, info, `${n.name}: koi_build_info`);
+      // prom-client's process and Node metrics.
+      const rss = sample(m, 'process_resident_memory_bytes') ?? 0;
+      assert.ok(rss > 10 * 2 ** 20 && rss < 2 ** 30, `${n.name}: resident memory ${rss} bytes`);
+      assert.match(m, /^nodejs_eventloop_lag_seconds /m, `${n.name}: event loop lag`);
+      // The script histogram agrees with the counters and grows as scripts run.
+      const starts = sample(m, 'koi_script_duration_seconds_count{event="start"}') ?? 0;
+      assert.equal(starts, sample(m, 'koi_script_runs_total{event="start"}'), `${n.name}: histogram and counter of start`);
+      assert.ok((sample(m, 'koi_script_duration_seconds_sum{event="start"}') ?? 0) >= 0.3 * starts, `${n.name}: start durations`);
+      assert.match(m, new RegExp(`^koi_script_duration_seconds_bucket\\{le="\\+Inf",event="start"\\} ${starts}$`, 'm'), `${n.name}: +Inf bucket of start`);
+      assert.equal(sample(m, 'koi_script_duration_seconds_bucket{le="0.25",event="start"}'), 0, `${n.name}: no start under 0.25 s`);
+      const statuses = sample(m, 'koi_script_duration_seconds_count{event="status"}') ?? 0;
+      await until(`${n.name}: status checks counted in the histogram`, async () => (sample(await metrics(n.name), 'koi_script_duration_seconds_count{event="status"}') ?? 0) > statuses, 15_000);
+    }
+    // The leader puts every acknowledgement's round trip in the histogram.
+    const acks = sample(await metrics(L), `koi_heartbeat_round_trip_seconds_count{node="${follower}"}`) ?? 0;
+    assert.ok(acks > 0, `the leader measured round trips to ${follower}`);
+    await until('more acknowledgements measured', async () => {
+      const m = await metrics(L);
+      const n = sample(m, `koi_heartbeat_round_trip_seconds_count{node="${follower}"}`) ?? 0;
+      const sum = sample(m, `koi_heartbeat_round_trip_seconds_sum{node="${follower}"}`) ?? 0;
+      // Loopback: well under a second on average.
+      return n > acks && sum / n > 0 && sum / n < 1;
+    });
 
     // Each event ran one handler that succeeded and one that failed.
     await until('leader-changed and sync handled', async () => {
