@@ -1,13 +1,15 @@
-// The client is loaded only by the commands that talk to a node: `koi check` and
-// `koi keygen` stay fast, and so does --help.
-import type * as ClientModule from '../transport/h2-admin-client';
+// The gRPC client (grpc-js) is loaded only by the commands that talk to a
+// node: `koi check`, `koi keygen` and --help stay fast.
+import type * as ClientModule from '../transport/admin-client';
 import type * as AuthModule from '../transport/auth';
-import { tlsFiles, type KoiConfig } from '../config/config';
+import type * as GrpcModule from '../transport/grpc';
+import type { KoiConfig } from '../config/config';
 
-export function connect(address: string, c: KoiConfig): ClientModule.H2AdminClient {
-  const { H2AdminClient } = require('../transport/h2-admin-client') as typeof ClientModule;
+export function connect(address: string, c: KoiConfig): ClientModule.AdminClient {
+  const { AdminClient } = require('../transport/admin-client') as typeof ClientModule;
   const { Authenticator } = require('../transport/auth') as typeof AuthModule;
-  return new H2AdminClient(address, new Authenticator(c.cluster.secret, c.cluster.id, 'koi'), tlsFiles(c));
+  const { channelCredentials } = require('../transport/grpc') as typeof GrpcModule;
+  return new AdminClient(address, new Authenticator(c.cluster.secret, c.cluster.id, 'koi'), channelCredentials(c));
 }
 
 export function newSecret(): string {

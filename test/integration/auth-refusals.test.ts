@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Authenticator, type Envelope } from '../../src/transport/auth';
-import { H2AdminClient } from '../../src/transport/h2-admin-client';
+import { AdminClient } from '../../src/transport/admin-client';
 import { ADMIN_SERVICE, PEER_SERVICE } from '../../src/transport/wire';
 import { SECRET, TestCluster } from './harness';
 
@@ -68,14 +68,14 @@ test('a future timestamp and malformed calls are refused with their gRPC status,
     const maintenanceOn = { op: 'command', command: { kind: 'maintenance', on: true } } as const;
 
     // koi's own client with a clock two minutes fast. The same call with the right clock goes through.
-    const fast = new H2AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi', 60_000, () => Date.now() + AHEAD_MS), null);
+    const fast = new AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi', 60_000, () => Date.now() + AHEAD_MS), grpc.credentials.createInsecure());
     await assert.rejects(fast.call(maintenanceOn, 5000), (e: Error) => {
       assert.equal(e.name, 'AuthError');
       assert.match(e.message, new RegExp(`^127\\.0\\.0\\.1:${p1} refused us: message from koi is -12\\ds off our clock \\(window ±60s\\) — check NTP`));
       return true;
     });
     fast.close();
-    const right = new H2AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi'), null);
+    const right = new AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi'), grpc.credentials.createInsecure());
     assert.equal((await right.call({ op: 'status' }, 5000)).ok, true, 'the same client with the right clock is answered');
     right.close();
     assert.match(c.log('n1'), /transport: refused 127\.0\.0\.1:\d+: message from koi is -12\ds off our clock/);
