@@ -2,6 +2,17 @@
 // koi: the command-line client.
 import { main } from '../cli/main';
 
+// grpc-js gives Node's TLS the node's IP address as server name, and Node
+// warns about that (DEP0123) on stderr, where koi's contract is one line.
+// The certificate is still checked against that address.
+const emitWarning = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+  const opts = rest[0];
+  const code = typeof opts === 'object' && opts !== null ? (opts as { code?: unknown }).code : rest[1];
+  if (code === 'DEP0123') return;
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;
+
 let settled = false;
 // A request whose connection vanished without an answer can leave nothing
 // for the event loop to wait on: Node would then exit 0 having printed

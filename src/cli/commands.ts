@@ -190,40 +190,50 @@ export async function reconfigure(ctx: Ctx, node: string | undefined): Promise<v
 }
 
 export async function watch(ctx: Ctx): Promise<void> {
-  const client = connect(ctx.address(), ctx.config());
+  const address = ctx.address();
+  const client = connect(address, ctx.config());
   const o = ctx.out;
-  await new Promise<void>((resolve, reject) => {
-    let seen = false;
-    const timer = setTimeout(() => {
-      if (!seen) {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let seen = false;
+      let interrupted = false;
+      // The node sends the current view at once: no event within the timeout means no answer.
+      const timer = setTimeout(() => {
+        if (!seen) {
+          h.stop();
+          reject(new UnreachableError(`no node answered at ${address} within ${ctx.timeoutMs / 1000}s — is koinode running?`));
+        }
+      }, ctx.timeoutMs);
+      const onSigint = () => {
+        interrupted = true;
         h.stop();
-        reject(new UnreachableError(`no node answered at ${ctx.address()} within ${ctx.timeoutMs / 1000}s — is koinode running?`));
-      }
-    }, ctx.timeoutMs);
-    const h = client.watch(
-      (p: unknown) => {
-        seen = true;
-        const ev = p as WatchEvent;
-        if (o.json) return printJsonLine(ev);
-        const { seq, time, node, kind, ...rest } = ev;
-        const detail = Object.entries(rest)
-          .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-          .join(' ');
-        print(`#${seq} ${time.slice(11, 23)} ${node} ${paint(o, 'bold', kind)} ${detail}`);
-      },
-      (err: Error | null) => {
         clearTimeout(timer);
-        if (err === null) resolve();
-        else reject(err);
-      },
-    );
-    process.once('SIGINT', () => {
-      h.stop();
-      clearTimeout(timer);
-      resolve();
+        resolve();
+      };
+      const h = client.watch(
+        (p: unknown) => {
+          seen = true;
+          const ev = p as WatchEvent;
+          if (o.json) return printJsonLine(ev);
+          const { seq, time, node, kind, ...rest } = ev;
+          const detail = Object.entries(rest)
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .join(' ');
+          print(`#${seq} ${time.slice(11, 23)} ${node} ${paint(o, 'bold', kind)} ${detail}`);
+        },
+        (err: Error | null) => {
+          clearTimeout(timer);
+          process.removeListener('SIGINT', onSigint);
+          if (interrupted) return;
+          // The stream runs until Ctrl-C: its end is never success.
+          reject(err ?? new UnreachableError(`${address} ended the event stream — koinode stopped or restarted; run koi watch again`));
+        },
+      );
+      process.once('SIGINT', onSigint);
     });
-  });
-  client.close();
+  } finally {
+    client.close();
+  }
 }
 
 export async function keygen(ctx: Ctx): Promise<void> {

@@ -1,5 +1,5 @@
-// The client is loaded only by the commands that talk to a node: `koi check` and
-// `koi keygen` stay fast, and so does --help.
+// The gRPC client (grpc-js) is loaded only by the commands that talk to a
+// node: `koi check`, `koi keygen` and --help stay fast.
 import type * as ClientModule from '../transport/admin-client';
 import type * as AuthModule from '../transport/auth';
 import type * as GrpcModule from '../transport/grpc';
