@@ -94,8 +94,14 @@ export async function status(ctx: Ctx, node: string | undefined): Promise<void> 
     const each = st.nodes.filter((n) => n.timings).map((n) => `${n.name} ${n.timings!.masterLeaseMs}/${n.timings!.demoteTimeoutMs}ms`);
     notes.push(paint(o, 'yellow', `master_lease/demote_timeout differ (${each.join(', ')}): a leader waits out the longest, a runner keeps to the shortest — finish the rolling change`));
   }
+  const protocols = new Set(st.nodes.filter((n) => n.version !== null).map((n) => n.version!.protocol));
+  if (protocols.size > 1) {
+    const each = st.nodes.filter((n) => n.version !== null).map((n) => `${n.name} ${n.version!.protocol}`);
+    notes.push(paint(o, 'yellow', `mixed protocol versions (${each.join(', ')}): finish the rolling upgrade (docs/OPERATIONS.md)`));
+  }
+  for (const n of st.nodes) if (n.version !== null && !n.version.compatible) notes.push(paint(o, 'red', `${n.name} speaks protocol ${n.version.protocol}, which this cluster cannot talk to — upgrade it (or the others)`));
   if (st.partial) notes.push(paint(o, 'yellow', `partial view from ${st.answeredBy}: no leader answered`));
-  const rows = [['NODE', 'ADDRESS', 'ROLES', 'STATE', 'SEEN', 'FAILS', 'SERVICES']];
+  const rows = [['NODE', 'ADDRESS', 'ROLES', 'STATE', 'SEEN', 'FAILS', 'VERSION', 'SERVICES']];
   for (const n of st.nodes) {
     rows.push([
       n.leader ? `${n.name}*` : n.name,
@@ -104,12 +110,20 @@ export async function status(ctx: Ctx, node: string | undefined): Promise<void> 
       paint(o, stateColor(n.state), n.state),
       n.reachable ? ago(n.lastSeenMs) : paint(o, 'red', ago(n.lastSeenMs)),
       String(n.failcount),
+      versionCell(o, n.version),
       n.services.map((s) => `${s.name}:${paint(o, stateColor(s.state), s.state)}${s.running ? `(${s.running})` : ''}${s.disabled ? '(disabled)' : ''}`).join(' ') || '-',
     ]);
     const recovery = recoveryNote(o, n);
     if (recovery !== null) rows.push([recovery]);
   }
   print([head.join('  '), ...notes, '', table(rows), '', '* leader'].join('\n'));
+}
+
+/** Protocol and software version: `1.1 (0.2.0)`; an incompatible one in red; `-` when not heard. */
+function versionCell(o: Out, v: StatusJson['nodes'][number]['version']): string {
+  if (v === null) return '-';
+  const text = `${v.protocol}${v.software !== '' ? ` (${v.software})` : ''}`;
+  return v.compatible ? text : paint(o, 'red', `${text} incompatible`);
 }
 
 export async function tree(ctx: Ctx): Promise<void> {

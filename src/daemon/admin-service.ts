@@ -37,6 +37,8 @@ export interface AdminHost {
 }
 
 interface Watcher {
+  /** Events sent on this stream so far: seq counts per stream, so a gap shows a loss. */
+  seq: number;
   send(ev: WatchEvent): void;
 }
 
@@ -46,7 +48,6 @@ export class AdminService {
   private readonly clients = new Map<string, AdminClient>();
   private readonly startedMs = Date.now();
   private nextRequestId = 1;
-  private watchSeq = 0;
   private lastView = '';
 
   constructor(
@@ -72,19 +73,24 @@ export class AdminService {
   /** Send an event to every watch stream. */
   publish(ev: Omit<WatchEvent, 'seq' | 'time'>): void {
     if (this.watchers.size === 0) return;
-    const full = { seq: ++this.watchSeq, time: new Date().toISOString(), ...ev } as WatchEvent;
-    for (const w of this.watchers) w.send(full);
+    const time = new Date().toISOString();
+    for (const w of this.watchers) w.send({ seq: ++w.seq, time, ...ev } as WatchEvent);
   }
 
   /** Leader, epoch, master and maintenance as this node sees them: one event per change. */
   viewChanged(): void {
     if (this.watchers.size === 0) return;
+    const view = this.view();
+    const key = JSON.stringify(view);
+    if (key === this.lastView) return;
+    this.lastView = key;
+    this.publish(view);
+  }
+
+  private view(): Omit<WatchEvent, 'seq' | 'time'> {
     const core = this.host.core;
     const s = core.state;
-    const view = `${core.leader}|${core.epoch}|${s.master}|${s.maintenance}|${s.manualMaster}`;
-    if (view === this.lastView) return;
-    this.lastView = view;
-    this.publish({ node: this.host.config().node.name, kind: 'view', leader: core.leader, epoch: core.epoch, master: s.master, maintenance: s.maintenance, manualMaster: s.manualMaster });
+    return { node: this.host.config().node.name, kind: 'view', leader: core.leader, epoch: core.epoch, master: s.master, maintenance: s.maintenance, manualMaster: s.manualMaster };
   }
 
   close(): void {
@@ -135,6 +141,7 @@ export class AdminService {
       return;
     }
     const w: Watcher = {
+      seq: 0,
       send: (ev) => {
         try {
           call.write(auth.seal(encodeWatchEvent(ev), minor));
@@ -144,8 +151,10 @@ export class AdminService {
       },
     };
     this.watchers.add(w);
-    this.lastView = '';
-    this.viewChanged();
+    // The newcomer learns the view now; the others already have it.
+    const view = this.view();
+    this.lastView = JSON.stringify(view);
+    w.send({ seq: ++w.seq, time: new Date().toISOString(), ...view } as WatchEvent);
     const gone = () => this.watchers.delete(w);
     call.on('cancelled', gone);
     call.on('close', gone);

@@ -178,10 +178,8 @@ test('a client built from proto/koi.proto alone calls Admin.Call and Admin.Watch
     assert.equal(ev.master ?? null, s.cluster.master);
 
     // proto/koi.proto and docs/PROTOCOL.md: WatchEvent.seq is "per stream,
-    // from 1". koinode numbers events with one counter per node
-    // (AdminService.watchSeq), so a second stream on the same node starts
-    // where the first left off. Kept as a todo until code or docs change.
-    await t.test('a second watch stream on the same node also counts from 1', { todo: 'WatchEvent.seq is per node in koinode, per stream in the proto' }, async () => {
+    // from 1", so a second stream on the same node starts at 1 too.
+    await t.test('a second watch stream on the same node also counts from 1', async () => {
       const [second] = await watch(c.node('n2').port, seal(request({ watch: {} })), 1);
       assert.ok(macValid(second!));
       const ev2 = asObject(WatchEvent, second!.body);

@@ -70,8 +70,8 @@ export class TestCluster {
     return this.nodes.find((n) => n.name === name)!;
   }
 
-  startNode(name: string): void {
-    startNode(this.node(name), { KOI_JOURNAL: this.journal, KOI_JOURNAL_DIR: this.root });
+  startNode(name: string, env: NodeJS.ProcessEnv = {}): void {
+    startNode(this.node(name), { KOI_JOURNAL: this.journal, KOI_JOURNAL_DIR: this.root, ...env });
   }
 
   /** kill -9 of koinode and of every script it started (they run in their own process groups). */
