@@ -320,10 +320,13 @@ export function decodeAdminReply(body: Buffer): AdminResponse {
 // ---- watch events --------------------------------------------------------------------
 
 /** Fields a watch event may carry besides seq, time, node and kind, with their checks. */
+// Names here are for display and may be empty (a handler event about no
+// node), so they are checked as short text, not as node names.
+const name64 = (v: unknown, w: string) => text(v, w, 64);
 const EVENT_FIELDS: Record<string, (v: unknown, what: string) => unknown> = {
   epoch: count,
-  leader: nodeName,
-  master: nodeName,
+  leader: name64,
+  master: name64,
   reason: (v, w) => text(v, w, 1024),
   service: (v, w) => text(v, w, 255),
   event: (v, w) => text(v, w, 32),
@@ -332,9 +335,9 @@ const EVENT_FIELDS: Record<string, (v: unknown, what: string) => unknown> = {
   takeover: bool,
   retryInMs: timeMs,
   what: (v, w) => text(v, w, 1024),
-  from: nodeName,
+  from: name64,
   text: (v, w) => text(v, w, 8192),
-  about: nodeName,
+  about: name64,
   maintenance: bool,
   manualMaster: bool,
 };

@@ -15,7 +15,8 @@ export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 /** Service names: directory names under the services folder. */
 const SERVICE_NAME = /^[^/\0]{1,255}$/;
 
-const DAY_MS = 86_400_000;
+/** The configuration allows durations up to a week; a little more than that passes. */
+const MAX_DURATION_MS = 8 * 86_400_000;
 
 /** A count, epoch, sequence number or incarnation. */
 export function count(x: unknown, what: string): number {
@@ -29,9 +30,9 @@ export function timeMs(x: unknown, what: string): number {
   return x as number;
 }
 
-/** A duration the sender announces: positive and at most a day. */
+/** A duration the sender announces: positive and no longer than a configuration allows. */
 export function durationMs(x: unknown, what: string): number {
-  need(typeof x === 'number' && Number.isFinite(x) && x > 0 && x <= DAY_MS, what);
+  need(typeof x === 'number' && Number.isFinite(x) && x > 0 && x <= MAX_DURATION_MS, what);
   return x as number;
 }
 

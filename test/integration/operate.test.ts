@@ -16,15 +16,21 @@ test('koi watch streams numbered events; a switchover shows up', async () => {
     await c.waitFor('settled under n1', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 12_000);
     const w = spawn(process.execPath, [KOI, '-f', c.node('n1').conf, 'watch', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     w.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    w.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const end = Date.now() + 5000;
     while (!out.includes('"kind":"view"') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     const s = (await c.status())!;
     const to = s.cluster.master === 'n2' ? 'n3' : 'n2';
     assert.equal((await c.koi(['promote', to])).code, 0);
     while (!out.includes(`"master-designated"`) && Date.now() < end + 5000) await new Promise((r) => setTimeout(r, 50));
-    w.kill('SIGINT');
-    await new Promise((r) => w.once('exit', r));
+    // (It may have ended already, on an error: then stderr says why.)
+    if (w.exitCode === null && w.signalCode === null) {
+      w.kill('SIGINT');
+      await new Promise((r) => w.once('exit', r));
+    }
+    assert.equal(w.exitCode, 0, `koi watch ended on its own: ${err}`);
     const events = out.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; kind: string; master?: string });
     assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), 'sequence numbers count up from 1 without gaps');
     assert.ok(events.some((e) => e.kind === 'master-designated' && e.master === to), out);
