@@ -24,6 +24,12 @@ export function count(x: unknown, what: string): number {
   return x as number;
 }
 
+/** A sequence number or version that is -1 while there is none yet. */
+export function countOrNone(x: unknown, what: string): number {
+  need(typeof x === 'number' && Number.isSafeInteger(x) && x >= -1, what);
+  return x as number;
+}
+
 /** A clock reading or a signed difference of readings, in ms. */
 export function timeMs(x: unknown, what: string): number {
   need(typeof x === 'number' && Number.isFinite(x) && Math.abs(x) < 1e15, what);

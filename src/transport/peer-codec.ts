@@ -15,7 +15,7 @@ import type {
   ServiceState,
   WatchdogState,
 } from '../core/types';
-import { bad, bool, count, durationMs, enumName, enumWord, int, knownNode, list, need, nodeName, object, optional, serviceName, text, timeMs } from './fields';
+import { bad, bool, count, countOrNone, durationMs, enumName, enumWord, int, knownNode, list, need, nodeName, object, optional, serviceName, text, timeMs } from './fields';
 import { bodyType, decodeBody, encodeBody, type ProtocolRange } from './schema';
 
 /** What a hello says beyond the core's PeerInfo. */
@@ -336,8 +336,8 @@ function messageIn(f: Record<string, unknown>, known: KnownNodes): Message {
         state: o.state === null ? null : stateIn(o.state, 'heartbeat.state', known),
         stateVersionEpoch: count(o.stateVersionEpoch, 'heartbeat.state_version_epoch'),
         stateVersionSeq: count(o.stateVersionSeq, 'heartbeat.state_version_seq'),
-        commitVersionEpoch: count(o.commitVersionEpoch, 'heartbeat.commit_version_epoch'),
-        commitVersionSeq: count(o.commitVersionSeq, 'heartbeat.commit_version_seq'),
+        commitVersionEpoch: countOrNone(o.commitVersionEpoch, 'heartbeat.commit_version_epoch'),
+        commitVersionSeq: countOrNone(o.commitVersionSeq, 'heartbeat.commit_version_seq'),
         ...opt('windowMs', optional(o.windowMs, durationMs, 'heartbeat.window_ms')),
         ...opt('quorate', optional(o.quorate, bool, 'heartbeat.quorate')),
         ...opt('reach', reach),
@@ -348,7 +348,7 @@ function messageIn(f: Record<string, unknown>, known: KnownNodes): Message {
       return {
         kind: 'ack',
         epoch: count(o.epoch, 'ack.epoch'),
-        seq: count(o.seq, 'ack.seq'),
+        seq: countOrNone(o.seq, 'ack.seq'),
         echoSentMs: optional(o.echoSentMs, timeMs, 'ack.echo_sent_ms') ?? -Infinity,
         ...opt('echoWindowMs', optional(o.echoWindowMs, durationMs, 'ack.echo_window_ms')),
         ...opt('rejoining', optional(o.rejoining, bool, 'ack.rejoining')),

@@ -1,5 +1,5 @@
 // One seed, one run: draw a cluster, torment it, heal it, and check it.
-import type { CoreParams, NodeName, PeerInfo, ScriptEvent, ServiceDef } from '../../src/core/types';
+import type { CoreParams, Message, NodeName, PeerInfo, ScriptEvent, ServiceDef } from '../../src/core/types';
 import { Rng } from './rng';
 import { findFlaps, flapWindowMs, LivenessJudge, type Disturbance, type Violation } from './checker';
 import { World } from './world';
@@ -181,6 +181,8 @@ export interface SeedOptions {
    * (undefined) one for LIVENESS_SHARE of the seeds, drawn per seed.
    */
   liveness?: LivenessClass | 'all' | 'none';
+  /** Pass every message through this on delivery (the wire codec). */
+  wire?: (msg: Message, names: ReadonlySet<NodeName>) => Message;
 }
 
 /** The liveness class of `seed` (its own generator: the shape and the storm draw as without it). */
@@ -206,7 +208,7 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
     .filter((x) => x !== '')
     .join(' ');
   if (live === 'slow-network') return runSlowSeed(seed, shape, opts, replayArgs);
-  const w = new World({ seed, peers: shape.peers, params: shape.params, services: shape.services });
+  const w = new World({ seed, peers: shape.peers, params: shape.params, services: shape.services, wire: opts.wire });
   const watchdogMs = armWatchdogs(w, shape, shape.params);
   const rng = new Rng(seed * 104729 + 3);
   // Every node's clock runs at its own rate, within the documented bound.
@@ -630,7 +632,7 @@ function runSlowSeed(seed: number, shape: Shape & { shapeClass: ShapeClass }, op
     masterLeaseMs: t.masterLeaseMs,
     takeoverSettleMs: 4 * t.leaderTimeoutMs,
   };
-  const w = new World({ seed, peers: shape.peers, params: p, services: shape.services });
+  const w = new World({ seed, peers: shape.peers, params: p, services: shape.services, wire: opts.wire });
   const watchdogMs = armWatchdogs(w, shape, p);
   const rng = new Rng(seed * 104729 + 3);
   for (const x of shape.peers) w.setClockRate(x.name, 1 + (rng.next() - 0.5) * CLOCK_DRIFT);

@@ -55,6 +55,11 @@ export interface WorldOptions {
   fenceOkP?: number;
   /** Check the two-masters invariant (off only for quorum-less set-ups). */
   safetyChecked?: boolean;
+  /**
+   * What a message becomes on its way (e.g. through the protobuf codec of
+   * src/transport); identity when absent.
+   */
+  wire?: (msg: Message, names: ReadonlySet<NodeName>) => Message;
 }
 
 interface SimRun {
@@ -150,12 +155,16 @@ export class World {
   private nextRequestId = 1;
   private readonly tickMs: number;
   private stopped = false;
+  private readonly wire: (msg: Message, names: ReadonlySet<NodeName>) => Message;
+  private readonly names: ReadonlySet<NodeName>;
 
   constructor(opts: WorldOptions) {
     this.rng = new Rng(opts.seed);
     this.params = opts.params;
     this.services = opts.services;
     this.tickMs = opts.tickMs ?? 10;
+    this.wire = opts.wire ?? ((m) => m);
+    this.names = new Set(opts.peers.map((p) => p.name));
     this.fenceOkP = opts.fenceOkP ?? 0.9;
     this.checker = new Checker(opts.services, opts.params.fenceConfigured, opts.safetyChecked ?? true, opts.params.demoteTimeoutMs);
     this.checker.electors = opts.peers.filter((p) => p.elector).map((p) => p.name);
@@ -641,7 +650,7 @@ export class World {
         this.input(dest, inc, () => {
           this.observeDelivery(to, dest.incarnation, msg);
           dest.core!.setPeerInfo(hello);
-          dest.core!.step({ kind: 'message', from, msg }, this.clock(to));
+          dest.core!.step({ kind: 'message', from, msg: this.wire(msg, this.names) }, this.clock(to));
         }),
       );
     }
