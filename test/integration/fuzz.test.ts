@@ -164,6 +164,8 @@ const known = fc.constantFrom(...NAMES);
 const nodeName = fc.oneof(known, fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/));
 const count = fc.oneof(fc.nat({ max: 1000 }), fc.maxSafeNat());
 const smallCount = fc.nat({ max: 1000 });
+/** A sequence number or version where -1 means none yet. */
+const orNone = (n: fc.Arbitrary<number>) => fc.oneof(fc.constant(-1), n);
 const time = fc.oneof(fc.integer({ min: -1e6, max: 1e9 }), fc.double({ min: -9.99e14, max: 9.99e14, noNaN: true, noDefaultInfinity: true }));
 const duration = fc.double({ min: Number.MIN_VALUE, max: 86_400_000, noNaN: true, noDefaultInfinity: true });
 const text = (max: number) => fc.fullUnicodeString({ maxLength: Math.min(max, 20) }).filter((s) => s.length <= max);
@@ -248,8 +250,8 @@ const messageOf = (n: fc.Arbitrary<number>): fc.Arbitrary<Message> =>
         state: nul(stateOf(n)),
         stateVersionEpoch: n,
         stateVersionSeq: n,
-        commitVersionEpoch: n,
-        commitVersionSeq: n,
+        commitVersionEpoch: orNone(n),
+        commitVersionSeq: orNone(n),
         windowMs: duration,
         quorate: fc.boolean(),
         reach: fc.array(known, { maxLength: 3 }),
@@ -259,7 +261,7 @@ const messageOf = (n: fc.Arbitrary<number>): fc.Arbitrary<Message> =>
     fc.record({
       kind: fc.constant('ack' as const),
       epoch: n,
-      seq: n,
+      seq: orNone(n),
       echoSentMs: fc.oneof(time, fc.constant(-Infinity)),
       nowMs: time,
       incarnation: n,
@@ -301,6 +303,8 @@ const badTime = fc.constantFrom(NaN, Infinity, -Infinity, 1e15, -1e15, 1e300);
 const badDuration = fc.constantFrom(0, -1, NaN, Infinity, 1e10, 1e300, -0.5);
 // (not -1: protobufjs's fromObject writes a negative uint64 number as 0)
 const badCount = fc.constantFrom(2 ** 53 + 2, 2 ** 60, '18446744073709551615', '-5');
+// sint64 fields where -1 means none yet (heartbeat.commit_version_*, ack.seq)
+const badCountOrNone = fc.constantFrom(-2, -1000, 2 ** 53 + 2, 2 ** 60);
 const badName = fc.constantFrom('intruder', '../n2', '', ' n1', 'n1 ', 'x'.repeat(64), '_n1', 'n4');
 const badEnum = fc.constantFrom(0, 42, -1, 2 ** 31 - 1);
 
@@ -387,7 +391,7 @@ const poisonOf: Record<string, fc.Arbitrary<Poison>> = {
   ),
   heartbeat: fc.oneof(
     badCount.map((v) => (f: Record<string, any>) => ((f.heartbeat.epoch = v), `heartbeat.epoch=${v}`)),
-    badCount.map((v) => (f: Record<string, any>) => ((f.heartbeat.commitVersionSeq = v), `heartbeat.commitVersionSeq=${v}`)),
+    badCountOrNone.map((v) => (f: Record<string, any>) => ((f.heartbeat.commitVersionSeq = v), `heartbeat.commitVersionSeq=${v}`)),
     badTime.map((v) => (f: Record<string, any>) => ((f.heartbeat.sentMs = v), `heartbeat.sentMs=${v}`)),
     badName.map((v) => (f: Record<string, any>) => ((f.heartbeat.master = v), `heartbeat.master=${JSON.stringify(v)}`)),
     badName.map((v) => (f: Record<string, any>) => ((f.heartbeat.reach = { names: ['n1', v] }), `heartbeat.reach has ${JSON.stringify(v)}`)),
@@ -397,7 +401,7 @@ const poisonOf: Record<string, fc.Arbitrary<Poison>> = {
     statePoison.map((p) => (f: Record<string, any>) => `heartbeat.${p(ensure(f.heartbeat, 'state', minimalState))}`),
   ),
   ack: fc.oneof(
-    badCount.map((v) => (f: Record<string, any>) => ((f.ack.seq = v), `ack.seq=${v}`)),
+    badCountOrNone.map((v) => (f: Record<string, any>) => ((f.ack.seq = v), `ack.seq=${v}`)),
     badTime.map((v) => (f: Record<string, any>) => ((f.ack.nowMs = v), `ack.nowMs=${v}`)),
     badTime.map((v) => (f: Record<string, any>) => ((f.ack.echoSentMs = v), `ack.echoSentMs=${v}`)),
     badDuration.map((v) => (f: Record<string, any>) => ((f.ack.echoWindowMs = v), `ack.echoWindowMs=${v}`)),
@@ -691,12 +695,15 @@ test('valid random frames and requests: every koinode stays up and answers (its 
 });
 
 test(
-  'a vote request at epoch 2^53 - 1 from an authenticated peer does not leave the cluster leaderless for good',
-  { todo: 'BUG: every node adopts epoch 2^53-1, campaigns at 2^53, and every peer refuses that as malformed (count: not a safe integer): no leader ever again' },
+  'after a vote request at epoch 2^53 - 1 from an authenticated peer, the cluster still elects a leader when it loses one',
+  { todo: 'BUG: every node adopts epoch 2^53-1; the next campaign is at 2^53, which every peer refuses as malformed (count: not a safe integer): no leader ever again' },
   async () => {
-    await c.waitFor('a leader', (x) => x.cluster.leader !== null, 15_000).catch(() => null);
+    await c.waitFor('a leader', (x) => x.cluster.leader !== null, 10_000).catch(() => null);
     for (const to of ['n2', 'n3']) await sendValid('n1', to, { kind: 'vote-req', epoch: Number.MAX_SAFE_INTEGER, takeover: false, preVote: false });
     await assertAnswering('after a vote request at epoch 2^53 - 1');
-    await c.waitFor('a leader again', (x) => c.settled(x), 10_000);
+    // Whoever leads now (maybe at 2^53 - 1 itself) goes away: the other two must elect one of them.
+    const s = await c.waitFor('a leader', (x) => x.cluster.leader !== null, 10_000).catch(() => null);
+    if (s !== null) c.kill9(s.cluster.leader!);
+    await c.waitFor('a new leader', (x) => x.cluster.leader !== null && x.cluster.leader !== s?.cluster.leader, 10_000);
   },
 );

@@ -22,6 +22,8 @@ const known = fc.constantFrom('n1', 'n2', 'n3');
 const nodeName = fc.oneof(known, fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/));
 /** count(): a non-negative safe integer (uint64 on the wire). */
 const count = fc.oneof(fc.nat({ max: 1000 }), fc.maxSafeNat());
+/** countOrNone(): a count, or -1 for none yet (sint64 on the wire). */
+const countOrNone = fc.oneof(fc.constant(-1), count);
 /** timeMs(): finite, |x| < 1e15. */
 const time = fc.oneof(fc.integer({ min: -1e6, max: 1e9 }), fc.double({ min: -9.99e14, max: 9.99e14, noNaN: true, noDefaultInfinity: true }));
 /** durationMs(): 0 < x <= a day. */
@@ -127,8 +129,8 @@ const heartbeat = fc.record(
     state: nul(state),
     stateVersionEpoch: count,
     stateVersionSeq: count,
-    commitVersionEpoch: count,
-    commitVersionSeq: count,
+    commitVersionEpoch: countOrNone,
+    commitVersionSeq: countOrNone,
     windowMs: duration,
     quorate: fc.boolean(),
     reach: fc.array(known, { maxLength: 3 }),
@@ -142,7 +144,7 @@ const ack = (failcount?: fc.Arbitrary<number>) =>
     {
       kind: fc.constant('ack' as const),
       epoch: count,
-      seq: count,
+      seq: countOrNone,
       // Absent on the wire: the ack answers no heartbeat.
       echoSentMs: fc.oneof(time, fc.constant(-Infinity)),
       echoWindowMs: duration,
