@@ -110,7 +110,7 @@ export class AdminService {
       req = decodeAdminRequest(opened.body);
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
-      this.host.refused(call.getPeer(), err);
+      this.host.refused(callerHost(call.getPeer()), err);
       cb(serviceError(err));
       return;
     }
@@ -136,7 +136,7 @@ export class AdminService {
       if (decodeAdminRequest(opened.body).op !== 'watch') throw new AuthError('Admin.Watch takes a watch request', 'malformed');
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
-      this.host.refused(call.getPeer(), err);
+      this.host.refused(callerHost(call.getPeer()), err);
       call.emit('error', serviceError(err));
       return;
     }
@@ -276,4 +276,14 @@ function replyToResponse(r: AdminReply): AdminResponse {
     case 'ok':
       return { ok: false, code: 'unavailable', error: r.error ?? 'not confirmed' };
   }
+}
+
+/**
+ * The caller's address without its port: refusals are logged once a minute
+ * per caller, and a client that connects afresh for every call has a new
+ * port each time.
+ */
+function callerHost(peer: string): string {
+  const m = /^(?:ipv[46]:)?\[?(.*?)\]?:\d+$/.exec(peer);
+  return m === null ? peer : m[1]!;
 }

@@ -94,7 +94,7 @@ function reportOut(r: RunnerReport, minor: number): Record<string, unknown> {
     holding: r.holding,
     promotable: r.promotable,
     failed: r.failed,
-    failcount: r.failcount,
+    failcount: Math.min(r.failcount, 0xffffffff),
     ...(r.lastFailureAgoMs !== null ? { lastFailureAgoMs: r.lastFailureAgoMs } : {}),
     ...(r.nextRecoveryInMs != null ? { nextRecoveryInMs: r.nextRecoveryInMs } : {}),
     ...(r.recoveryWaitReason != null ? { recoveryWaitReason: r.recoveryWaitReason } : {}),

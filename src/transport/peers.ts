@@ -86,13 +86,6 @@ export class PeerLinks {
       });
       if (from === null) return;
       if (peer === null) {
-        if (from >= this.self.name || !this.links.has(from)) {
-          // Only the peer whose name sorts first dials us; anything else is confused.
-          const err = new AuthError(`${from} opened a link it should not open`, 'unknown-peer');
-          this.handlers.onRefused(from, err);
-          call.emit('error', serviceError(err));
-          return;
-        }
         peer = from;
         this.attach(from, call);
       }
@@ -193,7 +186,12 @@ export class PeerLinks {
       ({ from, body } = this.auth.open(env));
       if (expected !== null && from !== expected) throw new AuthError(`${from} sent on the link of ${expected}`, 'unknown-peer');
       if (!this.links.has(from)) throw new AuthError(`${from} is not in [cluster] transport`, 'unknown-peer');
+      // A link we serve and have not attached yet: only the peer whose name
+      // sorts first dials us, and it says hello before anything else. Checked
+      // before anything reaches the core.
+      if (expected === null && from >= this.self.name) throw new AuthError(`${from} opened a link it should not open`, 'unknown-peer');
       const p = decodePeer(body, this.known);
+      if (expected === null && p.type !== 'hello') throw new AuthError(`${from} sent a ${p.msg.kind} before its hello`, 'malformed');
       if (p.type === 'hello') {
         if (p.info.name !== from) throw new AuthError(`hello from ${from} names ${p.info.name}`, 'malformed');
         const link = this.links.get(from)!;

@@ -80,7 +80,7 @@ test('a future timestamp and malformed calls are refused with their gRPC status,
     const right = new AdminClient(`127.0.0.1:${p1}`, new Authenticator(SECRET, CLUSTER_ID, 'koi'), grpc.credentials.createInsecure());
     assert.equal((await right.call({ op: 'status' }, 5000)).ok, true, 'the same client with the right clock is answered');
     right.close();
-    assert.match(c.log('n1'), /transport: refused 127\.0\.0\.1:\d+: message from koi is -12\ds off our clock/);
+    assert.match(c.log('n1'), /transport: refused 127\.0\.0\.1: message from koi is -12\ds off our clock/);
 
     // The same on a peer link: a hello from "n1" two minutes ahead, sent to n2.
     const hello = frame({ hello: { name: 'n1', elector: true, runner: true, priority: 2, softwareVersion: 'x', protocol: { major: 1, minMinor: 0, maxMinor: 1 } } });
@@ -101,7 +101,7 @@ test('a future timestamp and malformed calls are refused with their gRPC status,
     const noOp = await adminCall(p1, signed('koi', request({})));
     assert.equal(noOp?.code, grpc.status.INVALID_ARGUMENT, String(noOp));
     assert.equal(noOp!.details, 'malformed message: admin request of unknown op');
-    assert.match(c.log('n1'), /refused 127\.0\.0\.1:\d+: malformed message: not a koi\.v1\.AdminRequest/);
+    assert.match(c.log('n1'), /refused 127\.0\.0\.1: malformed message: not a koi\.v1\.AdminRequest/);
     // Another protocol major: refused as incompatible, whatever the MAC.
     const v2 = await adminCall(p1, signed('koi', request({ command: { maintenance: { on: true } } }), Date.now(), 2, 0));
     assert.equal(v2?.code, grpc.status.FAILED_PRECONDITION, String(v2));
