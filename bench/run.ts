@@ -12,7 +12,7 @@ import type { LocalJson, StatusJson } from '../src/admin-types';
 import { loadConfig } from '../src/config/load';
 import type { KoiConfig } from '../src/config/config';
 import { connect } from '../src/cli/lazy';
-import { DAEMON_NODE_FLAGS, KOI, killWithScripts, REPO, startNode, stopAll, writeCluster, type LocalNode } from '../src/demo/local-cluster';
+import { CLI_NODE_FLAGS, DAEMON_NODE_FLAGS, KOI, killWithScripts, REPO, startNode, stopAll, writeCluster, type LocalNode } from '../src/demo/local-cluster';
 import { grpcFloor } from './grpc-floor';
 
 const SECTIONS = ['cold', 'leader', 'master', 'service', 'switchover', 'memory', 'cpu', 'heartbeat', 'status', 'grpc'] as const;
@@ -344,7 +344,7 @@ async function main(): Promise<void> {
       const env = { ...process.env };
       if (!extra) delete env.NODE_EXTRA_CA_CERTS;
       const floor = measureStart([STATUS_FLOOR], env);
-      const st = measureStart([KOI, '-f', c.nodes[0]!.conf, 'status'], env);
+      const st = measureStart([...CLI_NODE_FLAGS, KOI, '-f', c.nodes[0]!.conf, 'status'], env);
       const label = extra ? (process.env.NODE_EXTRA_CA_CERTS ? 'with NODE_EXTRA_CA_CERTS' : 'NODE_EXTRA_CA_CERTS unset here') : 'without NODE_EXTRA_CA_CERTS';
       row(`koi status wall time, ${label}`, `${st.toFixed(0)}ms = ${(st / floor).toFixed(2)} × its libraries' floor (${floor.toFixed(0)}ms)`, '≤ 1.3 ×', st / floor <= 1.3);
     }

@@ -1,5 +1,7 @@
-#!/usr/bin/env node
-// koi: the command-line client.
+#!/usr/bin/env -S node --lite-mode
+// koi: the command-line client. --lite-mode (V8 without its optimizing
+// compiler): a command runs for a fraction of a second, mostly loading
+// grpc-js, proto-loader and yargs, which optimizing would not repay.
 import { main } from '../cli/main';
 
 // grpc-js gives Node's TLS the node's IP address as server name, and Node
