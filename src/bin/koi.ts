@@ -1,7 +1,9 @@
-#!/usr/bin/env -S node --lite-mode
+#!/usr/bin/env -S node --lite-mode --no-expose-wasm
 // koi: the command-line client. --lite-mode (V8 without its optimizing
 // compiler): a command runs for a fraction of a second, mostly loading
 // grpc-js, proto-loader and yargs, which optimizing would not repay.
+// --no-expose-wasm: lite mode turns WebAssembly off anyway, and would say so
+// on stderr, where koi prints one line.
 import { main } from '../cli/main';
 
 // grpc-js gives Node's TLS the node's IP address as server name, and Node

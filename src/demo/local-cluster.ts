@@ -10,7 +10,7 @@ export const KOINODE = join(__dirname, '..', 'bin', 'koinode.js');
 /** The V8 flags of koinode's #! line: interpreter only and a small heap (about 10 MB less resident), without the idle-time full collections of the memory reducer (they cost more CPU than anything koinode does when idle). */
 export const DAEMON_NODE_FLAGS = ['--lite-mode', '--no-expose-wasm', '--no-memory-reducer', '--max-semi-space-size=1'];
 /** The flags of koi's own `#!` line, for running it with process.execPath. */
-export const CLI_NODE_FLAGS = ['--lite-mode'];
+export const CLI_NODE_FLAGS = ['--lite-mode', '--no-expose-wasm'];
 export const KOI = join(__dirname, '..', 'bin', 'koi.js');
 export const REPO = join(__dirname, '..', '..', '..');
 
