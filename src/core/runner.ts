@@ -33,6 +33,9 @@ interface RunRecord {
   killSent: boolean;
 }
 
+
+/** Failures a runner keeps until a leader records them. */
+const MAX_PENDING_FAILURES = 100;
 export interface RunnerOutput {
   runs: RunRequest[];
   signals: SignalRequest[];
@@ -589,7 +592,9 @@ export class Runner {
     }
     if (justFailed) {
       const rec: FailureRecord = { wallMs, node: this.name, service: s.def.name, event, exitCode, signal, output: output.slice(-20) };
-      this.pendingFailures.push(rec);
+      // Bounded like the state's history: a runner failing faster than any
+      // leader records keeps its newest (the wire refuses more than 1000).
+      this.pendingFailures = [...this.pendingFailures, rec].slice(-MAX_PENDING_FAILURES);
       this.failcount += 1;
       this.lastFailureMs = nowMs;
       if (!this.failed) {

@@ -228,7 +228,9 @@ export class Executor {
         if (!overlong) {
           partial += piece;
           if (partial.length > this.maxLineBytes) {
-            emit(`${partial.slice(0, this.maxLineBytes)}…`);
+            // Not between the halves of a surrogate pair.
+            const cut = /[\uD800-\uDBFF]/.test(partial[this.maxLineBytes - 1] ?? '') ? this.maxLineBytes - 1 : this.maxLineBytes;
+            emit(`${partial.slice(0, cut)}…`);
             partial = '';
             overlong = true;
           }

@@ -176,9 +176,9 @@ export function encodePeer(p: PeerPayload, minor: number): Buffer {
       priority: i.priority,
       masterLeaseMs: i.masterLeaseMs ?? 0,
       demoteTimeoutMs: i.demoteTimeoutMs ?? 0,
-      softwareVersion: p.extras.softwareVersion,
+      softwareVersion: p.extras.softwareVersion.slice(0, 64),
       protocol: p.extras.protocol,
-      ...(minor >= 1 ? { watchdogMode: p.extras.watchdogMode } : {}),
+      ...(minor >= 1 ? { watchdogMode: p.extras.watchdogMode.slice(0, 16) } : {}),
     },
   });
 }
@@ -218,7 +218,7 @@ function nameListIn(x: unknown, what: string): string[] | undefined {
   return x === null || x === undefined ? undefined : namesIn(object(x, what).names, `${what}.names`);
 }
 
-function stateIn(x: unknown, what: string, known: KnownNodes): ClusterState {
+function stateIn(x: unknown, what: string): ClusterState {
   const o = object(x, what);
   const tokens = object(o.recoverTokens, `${what}.recover_tokens`);
   need(Object.keys(tokens).length <= MAX_NAMES, `${what}.recover_tokens (too many)`);
@@ -229,10 +229,10 @@ function stateIn(x: unknown, what: string, known: KnownNodes): ClusterState {
   return {
     versionEpoch: count(o.versionEpoch, `${what}.version_epoch`),
     versionSeq: count(o.versionSeq, `${what}.version_seq`),
-    master: optional(o.master, (v, w) => knownNode(v, w, known), `${what}.master`) ?? null,
+    master: optional(o.master, nodeName, `${what}.master`) ?? null,
     masterEpoch: count(o.masterEpoch, `${what}.master_epoch`),
     manualMaster: bool(o.manualMaster, `${what}.manual_master`),
-    target: optional(o.target, (v, w) => knownNode(v, w, known), `${what}.target`) ?? null,
+    target: optional(o.target, nodeName, `${what}.target`) ?? null,
     maintenance: bool(o.maintenance, `${what}.maintenance`),
     frozenHolders: namesIn(o.frozenHolders, `${what}.frozen_holders`),
     ...(designated !== undefined ? { designated } : {}),
@@ -279,7 +279,7 @@ function reportIn(x: unknown, what: string): RunnerReport {
 function grantIn(x: unknown, what: string): LeaseGrant {
   const o = object(x, what);
   const leaseMs = optional(o.leaseMs, durationMs, `${what}.lease_ms`);
-  const demoteMs = optional(o.demoteMs, durationMs, `${what}.demote_ms`);
+  const demoteMs = optional(o.demoteMs, (v, w) => (v === 0 ? 0 : durationMs(v, w)), `${what}.demote_ms`);
   return {
     echoMs: timeMs(o.echoMs, `${what}.echo_ms`),
     incarnation: count(o.incarnation, `${what}.incarnation`),
@@ -293,7 +293,7 @@ function opt<K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } {
   return (v === undefined ? {} : { [key]: v }) as { [P in K]?: V };
 }
 
-function messageIn(f: Record<string, unknown>, known: KnownNodes): Message {
+function messageIn(f: Record<string, unknown>): Message {
   switch (f.kind) {
     case 'voteRequest': {
       const o = object(f.voteRequest, 'vote_request');
@@ -316,24 +316,25 @@ function messageIn(f: Record<string, unknown>, known: KnownNodes): Message {
         outranked: bool(o.outranked, 'vote.outranked'),
         lastAckAgoMs: timeMs(o.lastAckAgoMs, 'vote.last_ack_ago_ms'),
         ...opt('grantsEndInMs', optional(o.grantsEndInMs, timeMs, 'vote.grants_end_in_ms')),
-        state: o.state === null ? null : stateIn(o.state, 'vote.state', known),
+        state: o.state === null ? null : stateIn(o.state, 'vote.state'),
         nowMs: timeMs(o.nowMs, 'vote.now_ms'),
         incarnation: count(o.incarnation, 'vote.incarnation'),
       };
     }
     case 'heartbeat': {
       const o = object(f.heartbeat, 'heartbeat');
+      // Names another node's [cluster] transport has and ours lacks (a
+      // membership change rolling through) are the core's to ignore.
       const reach = nameListIn(o.reach, 'heartbeat.reach');
-      if (reach !== undefined) for (const n of reach) knownNode(n, 'heartbeat.reach', known);
       return {
         kind: 'heartbeat',
         epoch: count(o.epoch, 'heartbeat.epoch'),
         seq: count(o.seq, 'heartbeat.seq'),
         sentMs: timeMs(o.sentMs, 'heartbeat.sent_ms'),
-        master: optional(o.master, (v, w) => knownNode(v, w, known), 'heartbeat.master') ?? null,
+        master: optional(o.master, nodeName, 'heartbeat.master') ?? null,
         masterEpoch: count(o.masterEpoch, 'heartbeat.master_epoch'),
         grant: o.grant === null ? null : grantIn(o.grant, 'heartbeat.grant'),
-        state: o.state === null ? null : stateIn(o.state, 'heartbeat.state', known),
+        state: o.state === null ? null : stateIn(o.state, 'heartbeat.state'),
         stateVersionEpoch: count(o.stateVersionEpoch, 'heartbeat.state_version_epoch'),
         stateVersionSeq: count(o.stateVersionSeq, 'heartbeat.state_version_seq'),
         commitVersionEpoch: countOrNone(o.commitVersionEpoch, 'heartbeat.commit_version_epoch'),
@@ -398,5 +399,5 @@ export function decodePeer(body: Buffer, known: KnownNodes): PeerPayload {
     return bad(`not a koi.v1.PeerFrame (${(e as Error).message})`);
   }
   if (f.kind === 'hello') return helloIn(f.hello, known);
-  return { type: 'msg', msg: messageIn(f, known) };
+  return { type: 'msg', msg: messageIn(f) };
 }

@@ -213,8 +213,11 @@ export class PeerLinks {
     } catch (e) {
       const err = e instanceof AuthError ? e : new AuthError(String(e), 'malformed');
       const sender = typeof env?.from === 'string' ? env.from : '?';
-      if (err.reason === 'version' && this.links.has(sender)) {
-        this.versions.set(sender, { software: '', protocol: `${Number(env.protocol_major ?? 0)}.${Number(env.protocol_minor ?? 0)}`, compatible: false });
+      // What an envelope refused for its version says is unsigned: shown
+      // only while no greeted link proves that peer compatible, and clamped.
+      if (err.reason === 'version' && this.links.has(sender) && !this.links.get(sender)!.greeted) {
+        const n = (x: unknown) => Math.min(9999, Math.max(0, Math.trunc(Number(x ?? 0)) || 0));
+        this.versions.set(sender, { software: '', protocol: `${n(env.protocol_major)}.${n(env.protocol_minor)}`, compatible: false });
       }
       this.handlers.onRefused(sender, err);
       onRefuse?.(err);
@@ -238,7 +241,6 @@ export class PeerLinks {
       }
     }
     link.stream = stream;
-    link.peerMaxMinor = null;
     this.write(link, stream, this.hello());
   }
 
@@ -265,6 +267,8 @@ export class PeerLinks {
     }
     const stream = (client as unknown as { Link(): grpc.ClientDuplexStream<Envelope, Envelope> }).Link();
     this.dialedAt.set(p.name, Date.now());
+    // A new stream: the far side's version is known again from its hello.
+    this.links.get(p.name)!.peerMaxMinor = null;
     this.attach(p.name, stream);
     let gone = false;
     const lost = () => {

@@ -336,3 +336,15 @@ test('decodeAdminRequest round-trips every request and throws nothing but AuthEr
     { numRuns: RUNS * 2 },
   );
 });
+
+test('a heartbeat from a node whose [cluster] transport lists a node ours lacks is accepted, unknown names and all', () => {
+  const known = new Set(['n1', 'n2', 'n3']);
+  const hb: Message = {
+    kind: 'heartbeat', epoch: 4, seq: 9, sentMs: 10, master: 'n4', masterEpoch: 4, grant: null,
+    state: { versionEpoch: 4, versionSeq: 2, master: 'n4', masterEpoch: 4, manualMaster: false, target: 'n4', maintenance: false, frozenHolders: [], designated: ['n1', 'n4'], stopped: [], recoverTokens: {}, failures: [] },
+    stateVersionEpoch: 4, stateVersionSeq: 2, commitVersionEpoch: 4, commitVersionSeq: 2, windowMs: 500, reach: ['n1', 'n2', 'n4'],
+  };
+  assert.deepEqual(decodePeer(encodePeer({ type: 'msg', msg: hb }, 1), known), { type: 'msg', msg: hb });
+  // A hello still has to come from one of ours.
+  assert.throws(() => decodePeer(encodePeer({ type: 'hello', info: { name: 'n4', elector: true, runner: true, priority: 1 }, extras: { softwareVersion: 'x', protocol: { major: 1, minMinor: 0, maxMinor: 1 }, watchdogMode: 'off' } }, 1), known), /hello\.name \(n4 is not in \[cluster\] transport\)/);
+});
