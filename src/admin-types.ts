@@ -100,7 +100,7 @@ export interface LocalJson {
   uptimeMs: number;
   pid: number;
   version: string;
-  /** Peer traffic since start (envelopes, payload bytes + ~60 bytes of framing each). */
+  /** Peer traffic since start: envelopes, and their bytes on the wire (protobuf plus the 5-byte gRPC prefix). */
   traffic: { bytesSent: number; bytesReceived: number; messagesSent: number; messagesReceived: number };
   rssBytes: number;
   /** The protocol versions this node speaks. */

@@ -67,7 +67,7 @@ test('a configuration readable by everyone while it holds the secret gets a warn
   const [port] = await freePorts(1);
   const p = conf('shared.conf', GOOD.replace('n1=127.0.0.1:1', `n1=127.0.0.1:${port}`));
   chmodSync(p, 0o644);
-  const r = await koinode(['-f', p, '--log-level', 'warn'], 1500);
+  const r = await koinode(['-f', p, '--log-level', 'warn'], 5000);
   assert.match(r.stdout + r.stderr, /readable by every user and it holds the cluster secret — chmod o-r/);
 });
 
