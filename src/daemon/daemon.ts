@@ -147,7 +147,7 @@ export class Daemon {
     this.core.step({ kind: 'watchdog', state: this.watchdog.probe(!left.holdingKept) }, monotonicMs());
     this.auth = new Authenticator(c.cluster.secret, c.cluster.id, c.node.name);
     this.executor = new Executor({
-      onLine: (job, line, stream) => this.scriptLine(job, line, stream),
+      onLine: (job, line, stream, background) => this.scriptLine(job, line, stream, background),
       onDone: (job, r) => this.scriptDone(job, r),
     });
     this.handlers = new HandlerDispatcher({
@@ -408,8 +408,9 @@ export class Daemon {
     this.journal.spawned(run.runId, this.executor.pidOf(run.runId));
   }
 
-  private scriptLine(job: ScriptJob, line: string, stream: 'stdout' | 'stderr'): void {
-    this.log.info('script', line, { service: job.service.def.name, event: job.event, stream });
+  private scriptLine(job: ScriptJob, line: string, stream: 'stdout' | 'stderr', background = false): void {
+    if (background) this.log.info('script', `(background of ${job.service.def.name}/${job.event}) ${line}`, { service: job.service.def.name, event: job.event, stream, background: true });
+    else this.log.info('script', line, { service: job.service.def.name, event: job.event, stream });
   }
 
   private scriptDone(job: ScriptJob, r: { exitCode: number | null; signal: string | null; tail: string[]; durationMs: number }): void {

@@ -30,8 +30,13 @@ export interface ScriptJob {
 }
 
 export interface ExecutorOptions {
-  /** Called for every output line (already bounded in length). */
-  onLine: (job: ScriptJob, line: string, stream: 'stdout' | 'stderr') => void;
+  /**
+   * Called for every output line (already bounded in length). `background`:
+   * the script has ended and a process it left running wrote this (rate
+   * limited: BACKGROUND_LINES_PER_MINUTE, then one line saying how many
+   * were not logged).
+   */
+  onLine: (job: ScriptJob, line: string, stream: 'stdout' | 'stderr', background?: boolean) => void;
   onDone: (job: ScriptJob, result: ScriptResult) => void;
   maxLineBytes?: number;
   /** Output beyond this many bytes per run is counted, not logged. */
@@ -52,10 +57,19 @@ interface Running {
   /** How the leader process ended, once it has. */
   exit: { code: number | null; signal: NodeJS.Signals | null } | null;
   groupPoll: NodeJS.Timeout | null;
+  /** After the run: lines of background output logged in the current minute, and those not logged. */
+  background: { windowStartMs: number; lines: number; dropped: number };
 }
 
 /** How often a signalled run's process group is checked for survivors. */
 const GROUP_POLL_MS = 25;
+
+/**
+ * Output of processes a script left running (a start script's `daemon &`)
+ * is read for as long as any of them holds the pipe, so none of them dies
+ * of SIGPIPE, and logged at most this many lines a minute per run.
+ */
+export const BACKGROUND_LINES_PER_MINUTE = 60;
 
 export function koiEnv(vars: {
   event: ScriptEvent;
@@ -123,7 +137,7 @@ export class Executor {
       queueMicrotask(() => this.opts.onDone(job, { exitCode: 127, signal: null, tail: [explain(e as NodeJS.ErrnoException, file, cwd)], durationMs: 0 }));
       return;
     }
-    const r: Running = { job, child, startedMs: started, tail: [], loggedBytes: 0, droppedBytes: 0, finished: false, signalled: false, exit: null, groupPoll: null };
+    const r: Running = { job, child, startedMs: started, tail: [], loggedBytes: 0, droppedBytes: 0, finished: false, signalled: false, exit: null, groupPoll: null, background: { windowStartMs: 0, lines: 0, dropped: 0 } };
     this.runs.set(job.id, r);
     this.pipeLines(r, child.stdout!, 'stdout');
     this.pipeLines(r, child.stderr!, 'stderr');
@@ -194,8 +208,9 @@ export class Executor {
     r.finished = true;
     if (r.groupPoll !== null) clearInterval(r.groupPoll);
     this.runs.delete(r.job.id);
-    r.child.stdout?.destroy();
-    r.child.stderr?.destroy();
+    // The pipes stay open and read: a process the script left running (its
+    // daemon) may still write, and would die of SIGPIPE if nobody read.
+    // They close when the last such process exits or closes them.
     if (r.droppedBytes > 0) {
       const note = `(output truncated: ${r.droppedBytes} more bytes not logged)`;
       this.opts.onLine(r.job, note, 'stderr');
@@ -208,6 +223,10 @@ export class Executor {
     let partial = '';
     let overlong = false;
     const emit = (line: string) => {
+      if (r.finished) {
+        this.background(r, line, name);
+        return;
+      }
       const bytes = Buffer.byteLength(line);
       r.tail.push(line);
       if (r.tail.length > this.tailLines) r.tail.shift();
@@ -247,6 +266,24 @@ export class Executor {
       partial = '';
     });
     stream.on('error', () => undefined);
+  }
+
+  /** A line written after the run ended, by something it left running. */
+  private background(r: Running, line: string, name: 'stdout' | 'stderr'): void {
+    const b = r.background;
+    const now = Date.now();
+    if (now - b.windowStartMs >= 60_000) {
+      if (b.dropped > 0) this.opts.onLine(r.job, `(${b.dropped} more lines of background output not logged in the last minute)`, 'stderr', true);
+      b.windowStartMs = now;
+      b.lines = 0;
+      b.dropped = 0;
+    }
+    if (b.lines >= BACKGROUND_LINES_PER_MINUTE) {
+      b.dropped++;
+      return;
+    }
+    b.lines++;
+    this.opts.onLine(r.job, line, name, true);
   }
 }
 

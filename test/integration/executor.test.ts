@@ -227,3 +227,41 @@ test('a script that exits on its own keeps its background children (a start that
   process.kill(pid, 'SIGKILL');
   rmSync(root, { recursive: true });
 });
+
+test('a daemon started in the background with its output not redirected lives on and keeps writing: its lines are logged as background output, rate-limited', async () => {
+  // The most common start script: `mydaemon &` with stdout still the script's pipe.
+  const { root, dir } = svcDir({
+    start: `#!/bin/sh\nsh -c 'echo $$ > writer.pid; while :; do echo tick; sleep 0.01; done' &\nsh -c 'echo $$ > quiet.pid; exec sleep 300' &\necho started\nexit 0\n`,
+  });
+  const lines: { line: string; background: boolean }[] = [];
+  let resolve!: (r: ScriptResult) => void;
+  const done = new Promise<ScriptResult>((res) => (resolve = res));
+  const ex = new Executor({ onLine: (_j, line, _s, background) => lines.push({ line, background: background === true }), onDone: (_j, r) => resolve(r) });
+  ex.start({ id: 1, service: { def: { name: 'db', priority: 10 }, path: dir, single: false }, event: 'start', env: koiEnv({ event: 'start', service: 'db', node: 'n1', isPromoted: false, state: 'slave', epoch: 1, master: null }) });
+  const r = await done;
+  assert.equal(r.exitCode, 0);
+  const writer = Number(readFileSync(join(dir, 'writer.pid'), 'utf8'));
+  const quiet = Number(readFileSync(join(dir, 'quiet.pid'), 'utf8'));
+  // Well past the 200 ms after which the run is over: a writer whose pipe
+  // had been closed would have died of SIGPIPE at its next echo.
+  await sleepMs(2000);
+  try {
+    assert.ok(processAlive(writer), 'the writing daemon outlives its start script by 2 s');
+    assert.ok(processAlive(quiet), 'the silent daemon too');
+    assert.ok(lines.some((l) => l.line === 'started' && !l.background), 'the script\'s own line');
+    const bg = lines.filter((l) => l.background);
+    assert.ok(bg.some((l) => l.line === 'tick'), 'the daemon\'s lines after the run are logged as background output');
+    // About 200 ticks in 2 s; at most BACKGROUND_LINES_PER_MINUTE of them logged.
+    assert.ok(bg.length <= 60, `background output is rate-limited: ${bg.length} lines`);
+    assert.equal(ex.running, 0, 'the run itself is over');
+  } finally {
+    for (const p of [writer, quiet]) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    rmSync(root, { recursive: true });
+  }
+});

@@ -32,7 +32,11 @@ test('a promote orphaned by kill -9 of koinode is killed at the next start, and 
       { name: 'r2', priority: 2, elector: false },
       { name: 'r3', priority: 1, elector: false },
     ],
-    { extra: { cluster: { quorum: '2' }, service: { promote_timeout: '20s' } } },
+    // A hold bound (master_lease + demote_timeout) of 6 s: the victim's next
+    // koinode starts, kills the orphan and demotes well within it, however
+    // slowly a loaded machine starts Node. (Past the bound the leader frees
+    // the role by timing, orphan or not: that case needs a watchdog.)
+    { extra: { cluster: { quorum: '2' }, time: { master_lease: '3s' }, service: { promote_timeout: '20s', demote_timeout: '3s' } } },
   );
   try {
     const s0 = await c.waitFor('a master', (s) => c.settled(s) && s.nodes.every((n) => n.reachable), 15_000);
