@@ -28,8 +28,9 @@ export async function runCheck(ctx: Ctx, folder: string | undefined): Promise<vo
   const dir = folder ?? config?.service.folder;
   if (dir === undefined && problems.length === 0) throw new UsageError('no services folder: name one (koi check FOLDER) or pass -f koi.conf');
   // A configuration that does not load still gets its problem reported.
-  const r = dir === undefined ? { services: [], problems: [], notes: ['services not checked: the configuration did not load (or name the folder)'] } : checkServices(dir, config);
+  const r = dir === undefined ? { services: [], problems: [], warnings: [], notes: ['services not checked: the configuration did not load (or name the folder)'] } : checkServices(dir, config);
   problems.push(...r.problems);
+  warnings.push(...r.warnings);
   if (ctx.out.json) {
     printJson({ ok: problems.length === 0, folder: dir, config: config?.file ?? null, services: r.services, problems, warnings, notes: [...r.notes, ...configNotes] });
   } else {

@@ -110,7 +110,7 @@ export class Daemon {
     for (const k of left.killed) this.log.warn('scripts', `killed a script left running by an earlier koinode: ${k}`);
     if (c.node.runner) {
       const d = discoverServices(c.service.folder);
-      for (const w of d.warnings) this.log.warn('services', w);
+      for (const w of [...d.warnings, ...d.names]) this.log.warn('services', w);
       for (const p of d.problems) this.log.error('services', p);
       for (const s of d.services) {
         this.services.set(s.def.name, s);

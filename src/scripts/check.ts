@@ -8,6 +8,8 @@ export interface CheckReport {
   services: { name: string; priority: number | null; scripts: string[]; disabled: boolean }[];
   problems: string[];
   notes: string[];
+  /** Likely mistakes that still work: shown as warnings. */
+  warnings: string[];
 }
 
 function firstLine(p: string): string {
@@ -38,7 +40,7 @@ export function shebangProblem(p: string): string | null {
 
 export function checkServices(folder: string, config: KoiConfig | null): CheckReport {
   const d = discoverServices(folder);
-  const report: CheckReport = { services: [], problems: [...d.problems], notes: [...d.warnings] };
+  const report: CheckReport = { services: [], problems: [...d.problems], notes: [...d.warnings], warnings: [...d.names] };
   for (const s of d.services) {
     const scripts = s.single ? ['(single executable: all events)'] : [...(s.def.scripts ?? [])];
     report.services.push({ name: s.def.name, priority: s.def.priority, scripts, disabled: s.def.disabled ?? false });

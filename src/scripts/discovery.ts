@@ -19,6 +19,8 @@ export interface Discovery {
   warnings: string[];
   /** Things that will make scripts fail: not executable, duplicate names. */
   problems: string[];
+  /** Names that probably do not mean what they say (a priority without its dash). */
+  names: string[];
 }
 
 export function isExecutable(p: string): boolean {
@@ -41,7 +43,7 @@ export function splitName(entry: string): { name: string; priority: number | nul
 }
 
 export function discoverServices(folder: string): Discovery {
-  const out: Discovery = { services: [], warnings: [], problems: [] };
+  const out: Discovery = { services: [], warnings: [], problems: [], names: [] };
   let entries: string[];
   try {
     entries = readdirSync(folder).sort();
@@ -64,6 +66,11 @@ export function discoverServices(folder: string): Discovery {
       continue;
     }
     const { name, priority } = splitName(entry);
+    const looksNumbered = /^(\d{1,2})([^\d-].*)$/.exec(entry);
+    if (priority === null && looksNumbered !== null) {
+      // The original's layout is NN-name too, but an operator may mean 10vip as priority 10.
+      out.names.push(`${p}: "${entry}" has no priority (a priority is two digits and a dash) — rename it ${looksNumbered[1]}-${looksNumbered[2]} if ${looksNumbered[1]} is meant as its priority`);
+    }
     if (byName.has(name)) {
       out.problems.push(`${p} and ${byName.get(name)} are both service "${name}" — rename one; only the first is used`);
       continue;

@@ -9,6 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Executor, koiEnv, type ScriptJob, type ScriptResult } from '../../src/scripts/executor';
 import { discoverServices } from '../../src/scripts/discovery';
+import { checkServices } from '../../src/scripts/check';
 import type { ScriptEvent } from '../../src/core/types';
 
 function svcDir(scripts: Record<string, string>, name = '10-db'): { root: string; dir: string } {
@@ -264,4 +265,15 @@ test('a daemon started in the background with its output not redirected lives on
     }
     rmSync(root, { recursive: true });
   }
+});
+
+test('discovery: "10vip" (digits without the dash) has no priority, and koi check warns that 10-vip may be meant', () => {
+  const root = mkdtempSync(join(tmpdir(), 'koi-names-'));
+  for (const d of ['10vip', '20-db', '7x']) mkdirSync(join(root, d));
+  const d = discoverServices(root);
+  assert.deepEqual(d.services.map((s) => [s.def.name, s.def.priority]), [['10vip', null], ['db', 20], ['7x', null]]);
+  assert.equal(d.names.length, 2, d.names.join('\n'));
+  assert.match(d.names[0]!, /"10vip" has no priority .* rename it 10-vip if 10 is meant as its priority/);
+  assert.deepEqual(checkServices(root, null).warnings, d.names);
+  rmSync(root, { recursive: true });
 });
