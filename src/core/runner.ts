@@ -20,7 +20,7 @@ import type {
 } from './types';
 import { assertNever, STATUS_MASTER, STATUS_STOPPED } from './types';
 import type { ServiceRt, ServiceTarget } from './services';
-import { allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, serviceReport } from './services';
+import { abandonScript, allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, serviceReport } from './services';
 
 interface RunRecord {
   runId: number;
@@ -31,6 +31,8 @@ interface RunRecord {
   killAtMs: number;
   termSent: boolean;
   killSent: boolean;
+  /** Cut short because the lease ran out: its end is no verdict on the service. */
+  leaseCut?: boolean;
 }
 
 
@@ -389,7 +391,10 @@ export class Runner {
       this.changes++;
       out.events.push({ kind: 'lease-expired', node: this.name });
       for (const r of this.runs.values()) {
-        if (r.service.holding && r.event !== 'demote' && r.event !== 'stop' && r.event !== 'failed') r.termAtMs = Math.min(r.termAtMs, nowMs);
+        if (r.service.holding && r.event !== 'demote' && r.event !== 'stop' && r.event !== 'failed') {
+          r.termAtMs = Math.min(r.termAtMs, nowMs);
+          r.leaseCut = true;
+        }
       }
     }
     if (holding && !this.maintenance) this.releasePastBound(nowMs);
@@ -567,6 +572,14 @@ export class Runner {
     const r = this.runs.get(runId);
     if (r === undefined) return false;
     this.runs.delete(runId);
+    if (r.leaseCut === true && !(exitCode === 0 && signal === null)) {
+      // Killed (or failed) because the lease ran out, not because the
+      // service is broken: the runner demotes, it does not fail.
+      abandonScript(r.service);
+      r.service.nextStatusMs = nowMs + this.params.statusIntervalMs;
+      this.changes++;
+      return true;
+    }
     this.applyEnd(nowMs, r.service, r.event, exitCode, signal, output, wallMs, out);
     return true;
   }

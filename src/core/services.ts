@@ -210,6 +210,20 @@ export function beginScript(s: ServiceRt, event: ScriptEvent, runId: number): vo
  * Apply the end of a script. Returns true when the service has just failed
  * (the caller records the failure and fails the runner).
  */
+/**
+ * A status or promote of a holding service cut short because the lease ran
+ * out: no verdict on the service. It counts as promoted (a promote may have
+ * gone through; a status changes nothing), so the urgent demote follows.
+ */
+export function abandonScript(s: ServiceRt): void {
+  const event = s.running;
+  s.running = null;
+  s.runId = null;
+  s.demoteFirst = false;
+  if (event === 'status') s.check = null;
+  if (event === 'promote') s.state = 'promoted';
+}
+
 export function finishScript(s: ServiceRt, exitCode: number | null, signal: string | null): boolean {
   const event = s.running;
   s.running = null;

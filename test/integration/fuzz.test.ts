@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
+import { mutate, mutations } from '../mutate';
 import type { StatusJson } from '../../src/admin-types';
 import type { Message } from '../../src/core/types';
 import type { Envelope } from '../../src/transport/auth';
@@ -439,20 +440,6 @@ const poisonedFrame: fc.Arbitrary<{ body: Buffer; what: string }> = fc
   })
   .filter((x): x is { body: Buffer; what: string } => x.body !== null);
 
-type Mutation = { op: 'flip' | 'insert' | 'delete' | 'set'; at: number; byte: number };
-const mutations = fc.array(fc.record({ op: fc.constantFrom('flip' as const, 'insert' as const, 'delete' as const, 'set' as const), at: fc.nat(), byte: fc.nat({ max: 255 }) }), { minLength: 1, maxLength: 4 });
-function mutate(body: Buffer, ms: readonly Mutation[]): Buffer {
-  const b = [...body];
-  for (const m of ms) {
-    const i = b.length === 0 ? 0 : m.at % (b.length + (m.op === 'insert' ? 1 : 0));
-    if (m.op === 'insert') b.splice(i, 0, m.byte);
-    else if (b.length === 0) continue;
-    else if (m.op === 'delete') b.splice(i, 1);
-    else if (m.op === 'flip') b[i] = b[i]! ^ (1 << (m.byte % 8));
-    else b[i] = m.byte;
-  }
-  return Buffer.from(b);
-}
 
 /** Why this process's codec refuses `body`, or null when it accepts it. */
 function peerRefusal(body: Buffer, from: string): string | null {

@@ -41,6 +41,20 @@ test('status 92 on a started service re-runs start; a master whose service died 
   assertNoViolations(w);
 });
 
+test('status 92 of one of two services on the master: the role moves although the other service still holds it', () => {
+  const w = cluster({ nodes: names(3), services: [{ name: 'vip', priority: 10 }, { name: 'db', priority: 20 }] });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  const m = masterOf(w)!;
+  let once = true;
+  w.decide = (node, req) => (node === m && req.service === 'db' && req.event === 'status' && once ? ((once = false), { exitCode: 92 }) : undefined);
+  const t0 = w.nowMs;
+  assert.ok(w.runUntilTrue(() => !once && settled(w) && masterOf(w) !== m, 6 * STATUS_INTERVAL), `the role left ${m}: ${masterOf(w)}`);
+  assert.ok(eventsOf(w, 'master-revoked', t0).some((e) => e.ev.master === m), 'revoked');
+  assert.ok(runsOf(w, m, t0).includes('vip/demote'), 'the service that still held it was demoted');
+  assert.equal(eventsOf(w, 'runner-failed', t0).length, 0, '92 is not a failure');
+  assertNoViolations(w);
+});
+
 test('status 90 on a runner that is not master makes it demote', () => {
   const w = cluster({ nodes: names(3) });
   assert.ok(w.runUntilTrue(() => settled(w), 3000));

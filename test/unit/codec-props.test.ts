@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { mutate, mutation } from '../mutate';
 import type { ClusterState, FailureRecord, LeaseGrant, Message, RunnerReport, ServiceReport } from '../../src/core/types';
 import { AuthError } from '../../src/errors';
 import { decodePeer, encodePeer, RUNNER_STATES, SCRIPT_EVENTS, SERVICE_STATES, WATCHDOG_STATES, type PeerPayload } from '../../src/transport/peer-codec';
@@ -203,22 +204,6 @@ function decodeOrAuthError(body: Buffer): PeerPayload | null {
   }
 }
 
-/** Flip, insert and delete bytes at the given positions. */
-type Mutation = { op: 'flip' | 'insert' | 'delete' | 'set'; at: number; byte: number };
-const mutation: fc.Arbitrary<Mutation> = fc.record({ op: fc.constantFrom('flip', 'insert', 'delete', 'set'), at: fc.nat(), byte: fc.nat({ max: 255 }) });
-
-function mutate(body: Buffer, ms: readonly Mutation[]): Buffer {
-  const b = [...body];
-  for (const m of ms) {
-    const i = b.length === 0 ? 0 : m.at % (b.length + (m.op === 'insert' ? 1 : 0));
-    if (m.op === 'insert') b.splice(i, 0, m.byte);
-    else if (b.length === 0) continue;
-    else if (m.op === 'delete') b.splice(i, 1);
-    else if (m.op === 'flip') b[i] = b[i]! ^ (1 << (m.byte % 8));
-    else b[i] = m.byte;
-  }
-  return Buffer.from(b);
-}
 
 // ---- properties ------------------------------------------------------------------------
 

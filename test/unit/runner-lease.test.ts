@@ -58,3 +58,43 @@ test('a grant in the heartbeat whose ack reports free still counts', () => {
   h.runner.reportedFree(7);
   assert.deepEqual(h.step(), ['promote']);
 });
+
+for (const event of ['status', 'promote'] as const) {
+  test(`a ${event} running when the lease runs out is cut short, and the runner demotes instead of failing`, () => {
+    let runId = 0;
+    const p = simParams();
+    const runner = new Runner('n2', p, [{ name: 'db', priority: 10 }], 1, () => ++runId, 0, false);
+    const state = initialClusterState();
+    let nowMs = 0;
+    const tick = () => {
+      const out: RunnerOutput = { runs: [], signals: [], events: [] };
+      runner.tick(nowMs, out);
+      return out;
+    };
+    const finishAll = (out: RunnerOutput, exit: number) => {
+      for (const r of out.runs) runner.scriptDone(nowMs, r.runId, exit, null, [], 1, out);
+    };
+    finishAll(tick(), 92); // boot status: stopped
+    finishAll(tick(), 0); // start
+    runner.onHeartbeat(nowMs, { epoch: 1, seq: 1, master: 'n2', masterEpoch: 1, grant: { echoMs: nowMs, incarnation: 1 } }, state, true);
+    let running = tick();
+    if (event === 'status') {
+      finishAll(running, 0); // promote
+      nowMs += p.statusIntervalMs; // a routine status is due; the leader renews the lease
+      runner.onHeartbeat(nowMs, { epoch: 1, seq: 2, master: 'n2', masterEpoch: 1, grant: { echoMs: nowMs, incarnation: 1 } }, state, true);
+      running = tick();
+    }
+    assert.deepEqual(running.runs.map((r) => r.event), [event]);
+    // No renewal: the lease runs out while the script hangs.
+    nowMs += p.masterLeaseMs + 1;
+    const cut = tick();
+    assert.ok(cut.signals.some((s) => s.signal === 'SIGTERM'), 'the hanging script is told to stop');
+    const out: RunnerOutput = { runs: [], signals: [], events: [] };
+    runner.scriptDone(nowMs, running.runs[0]!.runId, null, 'SIGTERM', [], 1, out);
+    const r = runner.report(nowMs);
+    assert.equal(r.failed, false, 'not a service failure');
+    assert.equal(r.pendingFailures.length, 0);
+    assert.equal(r.holding, true, 'still holding until the demote');
+    assert.deepEqual(tick().runs.map((x) => x.event), ['demote'], 'the urgent demote follows');
+  });
+}
