@@ -608,9 +608,12 @@ export class Runner {
       // Bounded like the state's history: a runner failing faster than any
       // leader records keeps its newest (the wire refuses more than 1000).
       this.pendingFailures = [...this.pendingFailures, rec].slice(-MAX_PENDING_FAILURES);
-      this.failcount += 1;
       this.lastFailureMs = nowMs;
       if (!this.failed) {
+        // One incident, one count: services failing together, or a stop
+        // failing while the failed runner shuts down, count once
+        // (auto_recover is a number of recoveries).
+        this.failcount += 1;
         this.failed = true;
         this.recoverAtMs = null;
         out.events.push({ kind: 'runner-failed', node: this.name, service: s.def.name, event });

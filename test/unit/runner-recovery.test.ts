@@ -114,3 +114,24 @@ test('without automatic recovery, or while its services stop, no try is schedule
   assert.equal(stopping.nextRecoveryInMs, null);
   assert.match(stopping.recoveryWaitReason!, /^its services are still stopping; then automatic recovery 1 of 3 after 1\.0s/);
 });
+
+test('the failure count counts runner failures: two services failing in one incident, and the stop that fails after, count once', () => {
+  let runId = 0;
+  const runner = new Runner('n3', simParams(), [{ name: 'db', priority: 10 }, { name: 'web', priority: 10 }], 1, () => ++runId, 0, false);
+  let booting = true;
+  const step = (exitOf: (event: string) => number) => {
+    const out: RunnerOutput = { runs: [], signals: [], events: [] };
+    runner.tick(0, out);
+    for (const r of out.runs) runner.scriptDone(0, r.runId, r.event === 'status' && booting ? 92 : exitOf(r.event), null, [], 1, out);
+    booting = false;
+    return out.runs.map((r) => `${r.service}/${r.event}`);
+  };
+  step(() => 0); // boot status
+  const started = step((e) => (e === 'start' ? 1 : 0));
+  assert.deepEqual(started.sort(), ['db/start', 'web/start'], 'both start together (same priority) and both fail');
+  for (let i = 0; i < 10; i++) step((e) => (e === 'stop' ? 1 : 0)); // failed, then stops that fail too
+  const r = runner.report(0);
+  assert.equal(r.failed, true);
+  assert.ok(r.pendingFailures.length >= 2, `every failed script is recorded: ${r.pendingFailures.map((f) => `${f.service}/${f.event}`).join(' ')}`);
+  assert.equal(r.failcount, 1, 'one incident');
+});
