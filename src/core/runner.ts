@@ -31,10 +31,20 @@ interface RunRecord {
   killAtMs: number;
   termSent: boolean;
   killSent: boolean;
-  /** Cut short because the lease ran out: its end is no verdict on the service. */
-  leaseCut?: boolean;
+  /** Cut short because the lease ran out or the services are being stopped: its end is no verdict on the service. */
+  cut?: boolean;
 }
 
+
+/**
+ * A boot or post-interruption status: what it says decides whether the
+ * service may hold the role, so it is never cut short (it keeps its own
+ * time limit); cutting it would leave a service taken as free that may be
+ * promoted.
+ */
+function reconciling(r: RunRecord): boolean {
+  return r.event === 'status' && r.service.check !== null;
+}
 
 /** Failures a runner keeps until a leader records them. */
 const MAX_PENDING_FAILURES = 100;
@@ -391,9 +401,10 @@ export class Runner {
       this.changes++;
       out.events.push({ kind: 'lease-expired', node: this.name });
       for (const r of this.runs.values()) {
-        if (r.service.holding && r.event !== 'demote' && r.event !== 'stop' && r.event !== 'failed') {
+        // (One already past its own time limit keeps that verdict.)
+        if (r.service.holding && r.event !== 'demote' && r.event !== 'stop' && r.event !== 'failed' && !reconciling(r) && !r.termSent) {
           r.termAtMs = Math.min(r.termAtMs, nowMs);
-          r.leaseCut = true;
+          r.cut = true;
         }
       }
     }
@@ -401,11 +412,27 @@ export class Runner {
 
     if (!this.maintenance) this.recoverIfDue(nowMs, out);
 
+    if (!this.maintenance && this.target(nowMs) === 'stopped') this.cutForStop(nowMs);
     if (!this.maintenance) this.planRuns(nowMs, out);
     if (allStarted(this.services)) this.startedSinceMs ??= nowMs;
     else this.startedSinceMs = null;
 
     this.enforceDeadlines(nowMs, out);
+  }
+
+  /**
+   * `koi stop`, shutdown or a failure: a start, promote or status under way
+   * is stopped now (SIGTERM, then SIGKILL after the grace, whole group), so
+   * the stop can follow; a demote, stop or failed script is waited for.
+   */
+  private cutForStop(nowMs: number): void {
+    for (const r of this.runs.values()) {
+      if (r.cut === true || r.termSent || (r.event !== 'start' && r.event !== 'promote' && r.event !== 'status') || reconciling(r)) continue;
+      r.termAtMs = Math.min(r.termAtMs, nowMs);
+      r.killAtMs = Math.min(r.killAtMs, nowMs + this.graceMs());
+      r.cut = true;
+      this.changes++;
+    }
   }
 
   /**
@@ -548,13 +575,14 @@ export class Runner {
         killAt = Math.min(killAt, holdDeadline);
         termAt = Math.min(termAt, killAt - grace);
       }
+      const cut = r.cut === true ? { cut: true as const } : {};
       if (!r.termSent && nowMs >= termAt) {
         r.termSent = true;
-        out.signals.push({ runId: r.runId, signal: 'SIGTERM' });
+        out.signals.push({ runId: r.runId, signal: 'SIGTERM', ...cut });
       }
       if (!r.killSent && nowMs >= killAt) {
         r.killSent = true;
-        out.signals.push({ runId: r.runId, signal: 'SIGKILL' });
+        out.signals.push({ runId: r.runId, signal: 'SIGKILL', ...cut });
       }
     }
   }
@@ -572,9 +600,9 @@ export class Runner {
     const r = this.runs.get(runId);
     if (r === undefined) return false;
     this.runs.delete(runId);
-    if (r.leaseCut === true && !(exitCode === 0 && signal === null)) {
-      // Killed (or failed) because the lease ran out, not because the
-      // service is broken: the runner demotes, it does not fail.
+    if (r.cut === true && !(exitCode === 0 && signal === null)) {
+      // Killed (or failed) because the lease ran out or the service is being
+      // stopped, not because the service is broken: no failure.
       abandonScript(r.service);
       r.service.nextStatusMs = nowMs + this.params.statusIntervalMs;
       this.changes++;

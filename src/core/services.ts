@@ -207,13 +207,10 @@ export function beginScript(s: ServiceRt, event: ScriptEvent, runId: number): vo
 }
 
 /**
- * Apply the end of a script. Returns true when the service has just failed
- * (the caller records the failure and fails the runner).
- */
-/**
- * A status or promote of a holding service cut short because the lease ran
- * out: no verdict on the service. It counts as promoted (a promote may have
- * gone through; a status changes nothing), so the urgent demote follows.
+ * A start, status or promote cut short because the lease ran out or the
+ * service is being stopped: no verdict on the service. A promote counts as
+ * gone through and a start as done (the demote or stop that follows cleans
+ * up after either); a status changes nothing.
  */
 export function abandonScript(s: ServiceRt): void {
   const event = s.running;
@@ -222,7 +219,13 @@ export function abandonScript(s: ServiceRt): void {
   s.demoteFirst = false;
   if (event === 'status') s.check = null;
   if (event === 'promote') s.state = 'promoted';
+  if (event === 'start') s.state = 'started';
 }
+
+/**
+ * Apply the end of a script. Returns true when the service has just failed
+ * (the caller records the failure and fails the runner).
+ */
 
 export function finishScript(s: ServiceRt, exitCode: number | null, signal: string | null): boolean {
   const event = s.running;

@@ -311,6 +311,12 @@ export interface RunRequest {
 export interface SignalRequest {
   runId: number;
   signal: Signal;
+  /**
+   * The run is stopped early because the lease ran out or the services are
+   * being stopped, not at its time limit: whatever it ends with, it is no
+   * verdict on the service (a start, promote or status).
+   */
+  cut?: true;
 }
 
 export interface FenceRequest {

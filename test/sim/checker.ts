@@ -362,8 +362,9 @@ export class Checker {
     return this.machine(node).services.get(service)!.level;
   }
 
-  runEnd(atMs: number, node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null, orphan = false): void {
-    this.applyEnd(node, service, event, exitCode, signal);
+  runEnd(atMs: number, node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null, orphan = false, cut = false): void {
+    if (cut && !(exitCode === 0 && signal === null) && (event === 'start' || event === 'promote' || event === 'status')) this.applyCut(node, service, event);
+    else this.applyEnd(node, service, event, exitCode, signal);
     const m = this.machine(node);
     // Nobody runs a failure sequence for a killed koinode's script.
     if (orphan) m.services.get(service)!.failing = false;
@@ -374,6 +375,23 @@ export class Checker {
       m.holding.add(service);
       this.checkOverlap(atMs, node, m, 'an orphaned promote of a killed koinode succeeds');
     }
+  }
+
+  /**
+   * A start, promote or status the runner stopped early (its lease ran out,
+   * or it is stopping its services): SERVICES.md says that is no failure. A
+   * promote may have gone through (the service counts as promoted, still
+   * held); a start may have started it; a status changes nothing.
+   */
+  private applyCut(node: NodeName, service: string, event: 'start' | 'promote' | 'status'): void {
+    const s = this.machine(node).services.get(service)!;
+    s.busy = null;
+    if (event === 'status') s.bootCheck = false;
+    if (event === 'promote') {
+      s.promoting = Math.max(0, s.promoting - 1);
+      s.level = 2;
+    }
+    if (event === 'start') s.level = Math.max(s.level, 1) as 1 | 2;
   }
 
   private applyEnd(node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null): void {

@@ -28,6 +28,17 @@ test(`simulator: seeds ${FROM}..${FROM + SEEDS - 1} keep every invariant`, () =>
   assert.equal(bad.length, 0, describeFailures(bad.slice(0, 3)));
 });
 
+// Seeds that once broke a rule, kept as regressions: 1786 (a boot status
+// cut short by koi stop left a promoted service taken as free: two masters),
+// 90, 940, 1132, 1470 (a script cut short by the lease or by stopping, or
+// one already past its own limit when the runner stopped: order).
+test('simulator: seeds that once found a hole stay clean', () => {
+  for (const seed of [90, 940, 1132, 1470, 1786]) {
+    const r = runSeed(seed);
+    assert.equal(r.violations.length, 0, describeFailures([r]));
+  }
+});
+
 test('simulator: one seed replays exactly', () => {
   const a = runSeed(42);
   const b = runSeed(42);

@@ -69,6 +69,8 @@ interface SimRun {
   done: boolean;
   /** Its koinode was killed: it runs on, and only the checker hears of its end. */
   orphan?: boolean;
+  /** The runner stopped it early (lease ran out, services stopping): its end is no verdict. */
+  cut?: boolean;
 }
 
 /** How often an open link's hello is modelled (a real one says it once per connection). */
@@ -585,7 +587,7 @@ export class World {
     const name = n.peer.name;
     // The daemon's own effect loop, with simulated I/O.
     applyReady(core, {
-      signal: (s) => this.signal(n, s.runId, s.signal),
+      signal: (s) => this.signal(n, s.runId, s.signal, s.cut === true),
       persist: (p) => {
         n.persisted = p;
       },
@@ -715,9 +717,10 @@ export class World {
     return 0;
   }
 
-  private signal(n: SimNode, runId: number, signal: 'SIGTERM' | 'SIGKILL'): void {
+  private signal(n: SimNode, runId: number, signal: 'SIGTERM' | 'SIGKILL', cut: boolean): void {
     const run = n.runs.get(runId);
     if (run === undefined || run.done) return;
+    if (cut) run.cut = true;
     if (signal === 'SIGKILL') {
       this.at(this.nowMs, () => this.endRun(n, run, null, 'SIGKILL'));
     } else if (!run.hang || this.rng.chance(this.scripts.termDiesP)) {
@@ -739,7 +742,7 @@ export class World {
     n.runs.delete(run.req.runId);
     const ok = exitCode === 0 && signal === null;
     this.log(`${n.peer.name} end ${run.req.runId} ${run.req.service}/${run.req.event} ${ok ? 'ok' : `exit=${exitCode} signal=${signal}`}`);
-    this.checker.runEnd(this.nowMs, n.peer.name, run.req.service, run.req.event, exitCode, signal);
+    this.checker.runEnd(this.nowMs, n.peer.name, run.req.service, run.req.event, exitCode, signal, false, run.cut === true);
     const wallMs = Math.round(this.nowMs);
     this.input(n, run.incarnation, () =>
       n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs }, this.clock(n.peer.name)),

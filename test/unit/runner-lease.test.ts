@@ -98,3 +98,44 @@ for (const event of ['status', 'promote'] as const) {
     assert.deepEqual(tick().runs.map((x) => x.event), ['demote'], 'the urgent demote follows');
   });
 }
+
+for (const [why, event] of [['koi stop', 'start'], ['koi stop', 'status'], ['shutdown', 'start']] as const) {
+  test(`${why} while a ${event} hangs: the ${event} is stopped at once, stop runs, and the runner ends stopped, not failed`, () => {
+    let runId = 0;
+    const p = simParams();
+    const runner = new Runner('n2', p, [{ name: 'db', priority: 10 }], 1, () => ++runId, 0, false);
+    const state = initialClusterState();
+    let nowMs = 0;
+    const tick = () => {
+      const out: RunnerOutput = { runs: [], signals: [], events: [] };
+      runner.tick(nowMs, out);
+      return out;
+    };
+    const finishAll = (out: RunnerOutput, exit: number) => {
+      for (const r of out.runs) runner.scriptDone(nowMs, r.runId, exit, null, [], 1, out);
+    };
+    finishAll(tick(), 92); // boot status: stopped
+    let hanging = tick();
+    if (event === 'status') {
+      finishAll(hanging, 0); // start
+      nowMs += p.statusIntervalMs;
+      hanging = tick();
+    }
+    assert.deepEqual(hanging.runs.map((r) => r.event), [event], `a ${event} is running`);
+    nowMs += 10;
+    if (why === 'koi stop') runner.onHeartbeat(nowMs, { epoch: 1, seq: 1, master: null, masterEpoch: 1, grant: null }, { ...state, stopped: ['n2'] }, true);
+    else runner.shutDown();
+    const cut = tick();
+    assert.deepEqual(cut.signals.map((s) => s.signal), ['SIGTERM'], `the ${event} is told to stop at once, not at its time limit`);
+    nowMs += 10;
+    const out: RunnerOutput = { runs: [], signals: [], events: [] };
+    runner.scriptDone(nowMs, hanging.runs[0]!.runId, null, 'SIGTERM', [], 1, out);
+    const next = tick();
+    assert.deepEqual(next.runs.map((r) => r.event), ['stop'], 'then stop runs');
+    finishAll(next, 0);
+    const r = runner.report(nowMs);
+    assert.equal(r.failed, false, 'not failed');
+    assert.equal(r.failcount, 0);
+    assert.equal(r.state, 'stopped');
+  });
+}
