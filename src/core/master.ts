@@ -191,10 +191,11 @@ export function revokeReason(ctx: MasterContext, master: NodeName): string | nul
   if (r === null) return null;
   if (r.failed) return 'failed';
   if (r.disabled) return 'a service is disabled';
-  // A service of the master stopped (its status said 92) while others may
+  // A service of the master died (its status said 92) while others may
   // still hold the role: the master is not whole, so the role moves; the
-  // runner starts the service again as a slave.
-  if (r.services.some((s) => !s.disabled && (s.state === 'stopped' || s.state === 'starting'))) return 'a service stopped (its status said 92)';
+  // runner starts the service again as a slave. (Not a service merely not
+  // yet checked after a koinode restart: only a status that said 92.)
+  if (r.services.some((s) => s.died === true && !s.disabled)) return 'a service died (its status said 92)';
   if (!r.holding && !r.promotable) return 'not promotable';
   return null;
 }

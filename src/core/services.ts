@@ -40,6 +40,8 @@ export interface ServiceRt {
   demoteFirst: boolean;
   /** When the next periodic status is due (runner clock). */
   nextStatusMs: number;
+  /** Its last status said 92 while it ran (not a boot check): it died, until it is started again. */
+  died: boolean;
 }
 
 export interface PlannedRun {
@@ -60,6 +62,7 @@ export function newService(def: ServiceDef, check: CheckReason | null = null): S
     check,
     demoteFirst: false,
     nextStatusMs: Infinity,
+    died: false,
   };
 }
 
@@ -204,6 +207,7 @@ export function beginScript(s: ServiceRt, event: ScriptEvent, runId: number): vo
   s.runId = runId;
   s.state = runningState(event, s);
   if (event === 'promote') s.holding = true;
+  if (event === 'start') s.died = false;
 }
 
 /**
@@ -313,6 +317,8 @@ function finishStatus(s: ServiceRt, exitCode: number | null, signal: string | nu
       s.holding = false;
       return false;
     case STATUS_STOPPED:
+      // (A boot check's 92 only says what was found.)
+      if (!boot && s.state !== 'stopped') s.died = true;
       s.state = 'stopped';
       s.holding = false;
       return false;
@@ -352,5 +358,6 @@ export function serviceReport(s: ServiceRt): ServiceReport {
     failed: s.state === 'failed' || s.failurePath !== 'none',
     notPromotable: s.notPromotable,
     disabled: s.disabled,
+    ...(s.died ? { died: true } : {}),
   };
 }

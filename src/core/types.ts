@@ -146,6 +146,12 @@ export interface ServiceReport {
   /** Last status said "live but not promotable" (exit 93). */
   notPromotable: boolean;
   disabled: boolean;
+  /**
+   * Its last status said 92 (stopped) while it was running, not at a boot
+   * check: the service died, until it is started again. Absent: false (and
+   * from nodes of protocol 1.0).
+   */
+  died?: boolean;
 }
 
 /** What a runner tells the leader in every heartbeat reply. */

@@ -75,7 +75,7 @@ function stateOut(s: ClusterState): Record<string, unknown> {
   };
 }
 
-function serviceOut(s: ServiceReport): Record<string, unknown> {
+function serviceOut(s: ServiceReport, minor: number): Record<string, unknown> {
   return {
     name: s.name,
     ...(s.priority !== null ? { priority: s.priority } : {}),
@@ -84,6 +84,7 @@ function serviceOut(s: ServiceReport): Record<string, unknown> {
     failed: s.failed,
     notPromotable: s.notPromotable,
     disabled: s.disabled,
+    ...(minor >= 1 && s.died === true ? { died: true } : {}),
   };
 }
 
@@ -100,7 +101,7 @@ function reportOut(r: RunnerReport, minor: number): Record<string, unknown> {
     ...(r.recoveryWaitReason != null ? { recoveryWaitReason: r.recoveryWaitReason } : {}),
     disabled: r.disabled,
     uptimeMs: r.uptimeMs,
-    services: r.services.map(serviceOut),
+    services: r.services.map((s) => serviceOut(s, minor)),
     pendingFailures: r.pendingFailures.map(failureOut),
   };
 }
@@ -253,6 +254,7 @@ function serviceIn(x: unknown, what: string): ServiceReport {
     failed: bool(o.failed, `${what}.failed`),
     notPromotable: bool(o.notPromotable, `${what}.not_promotable`),
     disabled: bool(o.disabled, `${what}.disabled`),
+    ...(bool(o.died, `${what}.died`) ? { died: true } : {}),
   };
 }
 

@@ -64,7 +64,8 @@ function peerSend(port: number, env: Envelope): Promise<grpc.ServiceError | null
 test('a future timestamp and malformed calls are refused with their gRPC status, logged, and change nothing', async () => {
   const c = await TestCluster.start([{ name: 'n1', priority: 2 }, { name: 'n2', priority: 1 }]);
   try {
-    const s0 = await c.waitFor('settled, both up', (x) => c.settled(x) && x.nodes.every((n) => n.reachable), 12_000);
+    // Under n1, which outranks n2: a late takeover would change the leader mid-test.
+    const s0 = await c.waitFor('settled under n1, both up', (x) => c.settled(x) && x.cluster.leader === 'n1' && x.nodes.every((n) => n.reachable), 20_000);
     const p1 = c.node('n1').port;
     const p2 = c.node('n2').port;
     const maintenanceOn = { op: 'command', command: { kind: 'maintenance', on: true } } as const;
