@@ -59,39 +59,50 @@ test('a grant in the heartbeat whose ack reports free still counts', () => {
   assert.deepEqual(h.step(), ['promote']);
 });
 
+/** One runner with one service, driven by hand: tick, finish what it ran, move the clock. */
+function manual() {
+  let runId = 0;
+  const p = simParams();
+  const runner = new Runner('n2', p, [{ name: 'db', priority: 10 }], 1, () => ++runId, 0, false);
+  const h = {
+    runner,
+    p,
+    state: initialClusterState(),
+    now: 0,
+    tick: (): RunnerOutput => {
+      const out: RunnerOutput = { runs: [], signals: [], events: [] };
+      runner.tick(h.now, out);
+      return out;
+    },
+    finishAll: (out: RunnerOutput, exit: number): void => {
+      for (const r of out.runs) runner.scriptDone(h.now, r.runId, exit, null, [], 1, out);
+    },
+  };
+  return h;
+}
+
 for (const event of ['status', 'promote'] as const) {
   test(`a ${event} running when the lease runs out is cut short, and the runner demotes instead of failing`, () => {
-    let runId = 0;
-    const p = simParams();
-    const runner = new Runner('n2', p, [{ name: 'db', priority: 10 }], 1, () => ++runId, 0, false);
-    const state = initialClusterState();
-    let nowMs = 0;
-    const tick = () => {
-      const out: RunnerOutput = { runs: [], signals: [], events: [] };
-      runner.tick(nowMs, out);
-      return out;
-    };
-    const finishAll = (out: RunnerOutput, exit: number) => {
-      for (const r of out.runs) runner.scriptDone(nowMs, r.runId, exit, null, [], 1, out);
-    };
+    const h = manual();
+    const { runner, p, state, tick, finishAll } = h;
     finishAll(tick(), 92); // boot status: stopped
     finishAll(tick(), 0); // start
-    runner.onHeartbeat(nowMs, { epoch: 1, seq: 1, master: 'n2', masterEpoch: 1, grant: { echoMs: nowMs, incarnation: 1 } }, state, true);
+    runner.onHeartbeat(h.now, { epoch: 1, seq: 1, master: 'n2', masterEpoch: 1, grant: { echoMs: h.now, incarnation: 1 } }, state, true);
     let running = tick();
     if (event === 'status') {
       finishAll(running, 0); // promote
-      nowMs += p.statusIntervalMs; // a routine status is due; the leader renews the lease
-      runner.onHeartbeat(nowMs, { epoch: 1, seq: 2, master: 'n2', masterEpoch: 1, grant: { echoMs: nowMs, incarnation: 1 } }, state, true);
+      h.now += p.statusIntervalMs; // a routine status is due; the leader renews the lease
+      runner.onHeartbeat(h.now, { epoch: 1, seq: 2, master: 'n2', masterEpoch: 1, grant: { echoMs: h.now, incarnation: 1 } }, state, true);
       running = tick();
     }
     assert.deepEqual(running.runs.map((r) => r.event), [event]);
     // No renewal: the lease runs out while the script hangs.
-    nowMs += p.masterLeaseMs + 1;
+    h.now += p.masterLeaseMs + 1;
     const cut = tick();
     assert.ok(cut.signals.some((s) => s.signal === 'SIGTERM'), 'the hanging script is told to stop');
     const out: RunnerOutput = { runs: [], signals: [], events: [] };
-    runner.scriptDone(nowMs, running.runs[0]!.runId, null, 'SIGTERM', [], 1, out);
-    const r = runner.report(nowMs);
+    runner.scriptDone(h.now, running.runs[0]!.runId, null, 'SIGTERM', [], 1, out);
+    const r = runner.report(h.now);
     assert.equal(r.failed, false, 'not a service failure');
     assert.equal(r.pendingFailures.length, 0);
     assert.equal(r.holding, true, 'still holding until the demote');
@@ -101,39 +112,28 @@ for (const event of ['status', 'promote'] as const) {
 
 for (const [why, event] of [['koi stop', 'start'], ['koi stop', 'status'], ['shutdown', 'start']] as const) {
   test(`${why} while a ${event} hangs: the ${event} is stopped at once, stop runs, and the runner ends stopped, not failed`, () => {
-    let runId = 0;
-    const p = simParams();
-    const runner = new Runner('n2', p, [{ name: 'db', priority: 10 }], 1, () => ++runId, 0, false);
-    const state = initialClusterState();
-    let nowMs = 0;
-    const tick = () => {
-      const out: RunnerOutput = { runs: [], signals: [], events: [] };
-      runner.tick(nowMs, out);
-      return out;
-    };
-    const finishAll = (out: RunnerOutput, exit: number) => {
-      for (const r of out.runs) runner.scriptDone(nowMs, r.runId, exit, null, [], 1, out);
-    };
+    const h = manual();
+    const { runner, p, state, tick, finishAll } = h;
     finishAll(tick(), 92); // boot status: stopped
     let hanging = tick();
     if (event === 'status') {
       finishAll(hanging, 0); // start
-      nowMs += p.statusIntervalMs;
+      h.now += p.statusIntervalMs;
       hanging = tick();
     }
     assert.deepEqual(hanging.runs.map((r) => r.event), [event], `a ${event} is running`);
-    nowMs += 10;
-    if (why === 'koi stop') runner.onHeartbeat(nowMs, { epoch: 1, seq: 1, master: null, masterEpoch: 1, grant: null }, { ...state, stopped: ['n2'] }, true);
+    h.now += 10;
+    if (why === 'koi stop') runner.onHeartbeat(h.now, { epoch: 1, seq: 1, master: null, masterEpoch: 1, grant: null }, { ...state, stopped: ['n2'] }, true);
     else runner.shutDown();
     const cut = tick();
     assert.deepEqual(cut.signals.map((s) => s.signal), ['SIGTERM'], `the ${event} is told to stop at once, not at its time limit`);
-    nowMs += 10;
+    h.now += 10;
     const out: RunnerOutput = { runs: [], signals: [], events: [] };
-    runner.scriptDone(nowMs, hanging.runs[0]!.runId, null, 'SIGTERM', [], 1, out);
+    runner.scriptDone(h.now, hanging.runs[0]!.runId, null, 'SIGTERM', [], 1, out);
     const next = tick();
     assert.deepEqual(next.runs.map((r) => r.event), ['stop'], 'then stop runs');
     finishAll(next, 0);
-    const r = runner.report(nowMs);
+    const r = runner.report(h.now);
     assert.equal(r.failed, false, 'not failed');
     assert.equal(r.failcount, 0);
     assert.equal(r.state, 'stopped');
