@@ -35,7 +35,6 @@ interface RunRecord {
   cut?: boolean;
 }
 
-
 /**
  * A boot or post-interruption status: what it says decides whether the
  * service may hold the role, so it is never cut short (it keeps its own
@@ -48,6 +47,7 @@ function reconciling(r: RunRecord): boolean {
 
 /** Failures a runner keeps until a leader records them. */
 const MAX_PENDING_FAILURES = 100;
+
 export interface RunnerOutput {
   runs: RunRequest[];
   signals: SignalRequest[];

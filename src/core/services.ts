@@ -230,7 +230,6 @@ export function abandonScript(s: ServiceRt): void {
  * Apply the end of a script. Returns true when the service has just failed
  * (the caller records the failure and fails the runner).
  */
-
 export function finishScript(s: ServiceRt, exitCode: number | null, signal: string | null): boolean {
   const event = s.running;
   s.running = null;
