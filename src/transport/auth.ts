@@ -100,6 +100,18 @@ export class Authenticator {
   }
 
   /**
+   * The one compatibility rule: the same major, and a minor no older than
+   * the oldest we accept (newer minors only add fields). Throws AuthError
+   * 'version' saying both sides' versions.
+   */
+  checkVersion(major: number, minor: number, from: string): void {
+    const p = this.protocol;
+    if (major === p.major && minor >= p.minMinor) return;
+    const theirs = major === 0 ? 'none (a koinode from before protocol versions, JSON bodies)' : `${major}.${minor}`;
+    throw new AuthError(`incompatible protocol ${theirs} from ${from}: this node speaks ${p.major}.${p.minMinor}–${p.major}.${p.maxMinor} — upgrade the older node (docs/OPERATIONS.md, rolling upgrade)`, 'version');
+  }
+
+  /**
    * Verify; throws AuthError saying why it was refused. The version is
    * checked first: a node of another major (or of koi before protocol
    * versions) signs differently, and "wrong secret" would mislead.
@@ -110,10 +122,7 @@ export class Authenticator {
     }
     const major = Number(env.protocol_major ?? 0);
     const minor = Number(env.protocol_minor ?? 0);
-    if (major !== this.protocol.major || minor < this.protocol.minMinor) {
-      const theirs = major === 0 ? 'none (a koinode from before protocol versions, JSON bodies)' : `${major}.${minor}`;
-      throw new AuthError(`incompatible protocol ${theirs} from ${env.from}: this node speaks ${this.protocol.major}.${this.protocol.minMinor}–${this.protocol.major}.${this.protocol.maxMinor} — upgrade the older node (docs/OPERATIONS.md, rolling upgrade)`, 'version');
-    }
+    this.checkVersion(major, minor, env.from);
     const ts = Number(env.ts_ms);
     const cluster = Number(env.cluster);
     const expected = mac(this.key, env.from, cluster, ts, env.nonce, major, minor, env.body);

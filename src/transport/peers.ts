@@ -196,9 +196,7 @@ export class PeerLinks {
         if (p.info.name !== from) throw new AuthError(`hello from ${from} names ${p.info.name}`, 'malformed');
         const link = this.links.get(from)!;
         const pr = p.extras.protocol;
-        if (pr.major !== this.auth.protocol.major || pr.maxMinor < this.auth.protocol.minMinor) {
-          throw new AuthError(`incompatible protocol ${pr.major}.${pr.maxMinor} from ${from}: this node speaks ${this.auth.protocol.major}.${this.auth.protocol.minMinor}–${this.auth.protocol.major}.${this.auth.protocol.maxMinor}`, 'version');
-        }
+        this.auth.checkVersion(pr.major, pr.maxMinor, from);
         link.peerMaxMinor = pr.maxMinor;
         this.versions.set(from, { software: p.extras.softwareVersion, protocol: `${pr.major}.${pr.maxMinor}`, compatible: true });
         if (!link.greeted) {

@@ -43,23 +43,17 @@ let c: TestCluster;
 const peerClients = new Map<string, grpc.Client>();
 const adminClients = new Map<string, grpc.Client>();
 
-function peerClient(node: string): grpc.Client {
-  let cl = peerClients.get(node);
+function cachedClient(cache: Map<string, grpc.Client>, ctor: () => grpc.ServiceClientConstructor, node: string): grpc.Client {
+  let cl = cache.get(node);
   if (cl === undefined) {
-    cl = new (PeerClient())(`127.0.0.1:${c.node(node).port}`, grpc.credentials.createInsecure());
-    peerClients.set(node, cl);
+    cl = new (ctor())(`127.0.0.1:${c.node(node).port}`, grpc.credentials.createInsecure());
+    cache.set(node, cl);
   }
   return cl;
 }
 
-function adminClient(node: string): grpc.Client {
-  let cl = adminClients.get(node);
-  if (cl === undefined) {
-    cl = new (AdminClientCtor())(`127.0.0.1:${c.node(node).port}`, grpc.credentials.createInsecure());
-    adminClients.set(node, cl);
-  }
-  return cl;
-}
+const peerClient = (node: string): grpc.Client => cachedClient(peerClients, PeerClient, node);
+const adminClient = (node: string): grpc.Client => cachedClient(adminClients, AdminClientCtor, node);
 
 interface Outcome {
   /** The gRPC status the far side ended the call with (OK when it answered or kept the stream open). */
