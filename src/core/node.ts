@@ -255,6 +255,10 @@ export class KoiNode {
         this.runner?.setDisabled(input.service, input.disabled);
         this.runnerTick();
         break;
+      case 'services-found':
+        this.runner?.setServices(input.services);
+        this.runnerTick();
+        break;
       case 'shutdown':
         this.runner?.shutDown();
         this.runnerTick();

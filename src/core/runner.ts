@@ -212,6 +212,43 @@ export class Runner {
     return this.holding() || this.unreconciled();
   }
 
+  /**
+   * The services folder as found now (a rescan): a new service is asked
+   * with a status, then brought to where the runner is, in priority order,
+   * without touching the others; a removed one goes down with the scripts
+   * known of it and is forgotten once stopped; a changed one (scripts
+   * added or removed, priority) takes effect for its next script.
+   */
+  setServices(defs: readonly ServiceDef[]): void {
+    for (const d of defs) {
+      const s = this.services.find((x) => x.def.name === d.name);
+      if (s === undefined) {
+        this.services.push(newService(d, 'added'));
+        continue;
+      }
+      s.def = d;
+      s.removed = false;
+    }
+    for (const s of this.services) if (!defs.some((d) => d.name === s.def.name)) s.removed = true;
+    // Listed in the folder's order, as after a restart; removed ones last.
+    const at = (s: ServiceRt) => (s.removed ? defs.length : defs.findIndex((d) => d.name === s.def.name));
+    this.services.sort((a, b) => at(a) - at(b));
+    this.changes++;
+  }
+
+  /** Removed services known to be down, holding nothing and running nothing, are forgotten. */
+  private forgetRemoved(): void {
+    for (let i = this.services.length - 1; i >= 0; i--) {
+      const s = this.services[i]!;
+      // (Not while a boot, interrupted or resume check is pending: its state is unknown.)
+      const known = s.check === null || s.check === 'added';
+      if (s.removed && known && s.running === null && s.failurePath === 'none' && !s.holding && (s.state === 'stopped' || s.state === 'failed')) {
+        this.services.splice(i, 1);
+        this.changes++;
+      }
+    }
+  }
+
   setDisabled(service: string, disabled: boolean): void {
     const s = this.services.find((x) => x.def.name === service);
     if (s !== undefined) s.disabled = disabled;
@@ -291,6 +328,14 @@ export class Runner {
         }
         // Resume from what the services say now, not from what we last knew.
         for (const s of this.services) if (s.state === 'started' || s.state === 'promoted') s.check ??= 'resume';
+        // A script that ran through maintenance gets its whole time limit
+        // from now (its hold bound still applies: enforceDeadlines).
+        for (const r of this.runs.values()) {
+          if (!r.termSent) {
+            r.termAtMs = nowMs + this.timeoutFor(r.event);
+            r.killAtMs = r.termAtMs + this.graceMs();
+          } else if (!r.killSent) r.killAtMs = nowMs + this.graceMs();
+        }
       }
       this.maintenance = false;
       this.maintenanceUnconfirmed = false;
@@ -319,8 +364,9 @@ export class Runner {
 
   state(): RunnerState {
     if (this.failed) return 'failed';
-    if (!allStarted(this.services)) return 'stopped';
+    // (A master starting a service just added, or restarting one, is still master.)
     if (this.holding()) return 'master';
+    if (!allStarted(this.services)) return 'stopped';
     return this.following ? 'slave' : 'live';
   }
 
@@ -409,6 +455,7 @@ export class Runner {
       }
     }
     if (holding && !this.maintenance) this.releasePastBound(nowMs);
+    this.forgetRemoved();
 
     if (!this.maintenance) this.recoverIfDue(nowMs, out);
 
@@ -541,7 +588,7 @@ export class Runner {
   private finishMissing(nowMs: number, s: ServiceRt, event: ScriptEvent, out: RunnerOutput): void {
     const runId = this.allocRunId();
     beginScript(s, event, runId);
-    const code = event !== 'status' ? 0 : s.check === 'boot' ? STATUS_STOPPED : s.check === 'interrupted' ? STATUS_MASTER : 0;
+    const code = event !== 'status' ? 0 : s.check === 'boot' || s.check === 'added' ? STATUS_STOPPED : s.check === 'interrupted' ? STATUS_MASTER : 0;
     this.applyEnd(nowMs, s, event, code, null, [], 0, out);
   }
 
@@ -551,21 +598,26 @@ export class Runner {
     this.changes++;
     const termAtMs = nowMs + this.timeoutFor(event);
     this.runs.set(runId, { runId, service: s, event, startedMs: nowMs, termAtMs, killAtMs: termAtMs + this.graceMs(), termSent: false, killSent: false });
+    const mayHold = this.holding() || (this.designated && this.leaseValid(nowMs));
     out.runs.push({
       runId,
       service: s.def.name,
       event,
       vars: {
-        isPromoted: this.holding() || (this.designated && this.leaseValid(nowMs)),
+        // As in the original: a runner letting go (or failing) is not promoted.
+        isPromoted: mayHold && event !== 'demote' && event !== 'stop' && event !== 'failed',
         state: this.state(),
         epoch: this.designated ? this.masterEpoch : this.epoch,
         master: this.master,
       },
       urgent: urgent && event === 'demote',
+      mayHold,
     });
   }
 
   private enforceDeadlines(nowMs: number, out: RunnerOutput): void {
+    // Maintenance: states freeze as they are, and running scripts with them.
+    if (this.maintenance) return;
     const grace = this.graceMs();
     const holdDeadline = this.holdDeadlineMs();
     for (const r of this.runs.values()) {
@@ -600,10 +652,16 @@ export class Runner {
     const r = this.runs.get(runId);
     if (r === undefined) return false;
     this.runs.delete(runId);
-    if (r.cut === true && !(exitCode === 0 && signal === null)) {
-      // Killed (or failed) because the lease ran out or the service is being
-      // stopped, not because the service is broken: no failure.
-      abandonScript(r.service);
+    const ok = exitCode === 0 && signal === null;
+    // Killed (or failed) because the lease ran out or the service is being
+    // stopped, not because the service is broken: no failure. Maintenance
+    // freezes judgement: a script that fails then is no verdict either, and
+    // the status that resumes supervision says where the service is.
+    // (A boot or added check is never a failure anyway, and its answer counts.)
+    const check = r.event === 'status' ? r.service.check : null;
+    const frozen = this.maintenance && r.service.failurePath === 'none' && (check === null || check === 'resume');
+    if ((r.cut === true || frozen) && !ok) {
+      abandonScript(r.service, r.cut === true);
       r.service.nextStatusMs = nowMs + this.params.statusIntervalMs;
       this.changes++;
       return true;

@@ -12,9 +12,12 @@ type FailurePath = 'none' | 'run-failed' | 'run-stop';
 /**
  * Why a status must run before anything else: koinode just started, it
  * started after an earlier koinode died while this service's scripts ran
- * with the role possibly held ('interrupted'), or maintenance ended.
+ * with the role possibly held ('interrupted'), or maintenance ended. A
+ * service that appeared in the folder while koinode ran ('added') is asked
+ * first too, as at boot, but without holding up the others: no koinode ever
+ * ran its scripts, so it cannot hold the role from an earlier one.
  */
-export type CheckReason = 'boot' | 'interrupted' | 'resume';
+export type CheckReason = 'boot' | 'interrupted' | 'resume' | 'added';
 
 export interface ServiceRt {
   def: ServiceDef;
@@ -42,6 +45,12 @@ export interface ServiceRt {
   nextStatusMs: number;
   /** Its last status said 92 while it ran (not a boot check): it died, until it is started again. */
   died: boolean;
+  /**
+   * Its directory left the services folder: it goes down with the scripts
+   * known of it (a failure of them fails nothing) and is forgotten once
+   * stopped and not holding.
+   */
+  removed: boolean;
 }
 
 export interface PlannedRun {
@@ -63,7 +72,13 @@ export function newService(def: ServiceDef, check: CheckReason | null = null): S
     demoteFirst: false,
     nextStatusMs: Infinity,
     died: false,
+    removed: false,
   };
+}
+
+/** Going down on its own, in no order: disabled by its file, or removed from the folder. */
+function leaving(s: ServiceRt): boolean {
+  return s.disabled || s.removed;
 }
 
 export function hasScript(s: ServiceRt, event: ScriptEvent): boolean {
@@ -136,23 +151,25 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
     if (s.failurePath === 'run-failed') out.push({ service: s, event: 'failed' });
     else if (s.failurePath === 'run-stop') out.push({ service: s, event: 'stop' });
   }
-  if (services.some((s) => s.check !== null)) {
-    for (const s of services) if (s.check !== null && settled(s)) out.push({ service: s, event: 'status' });
+  // A service found while running is asked alone; the others carry on.
+  for (const s of services) if (s.check === 'added' && settled(s)) out.push({ service: s, event: 'status' });
+  if (services.some((s) => s.check !== null && s.check !== 'added')) {
+    for (const s of services) if (s.check !== null && s.check !== 'added' && settled(s)) out.push({ service: s, event: 'status' });
     return out;
   }
   // Services found possibly promoted are demoted (in order) before the runner
   // aims higher than started again.
   const aim: ServiceTarget = target === 'promoted' && services.some((s) => s.demoteFirst && level(s.state) === 2) ? 'started' : target;
-  const want = (s: ServiceRt) => targetLevel(s.disabled ? 'stopped' : aim);
-  const live = services.filter((s) => s.failurePath === 'none' && s.state !== 'failed' && !s.disabled);
+  const want = (s: ServiceRt) => targetLevel(leaving(s) ? 'stopped' : aim);
+  const live = services.filter((s) => s.failurePath === 'none' && s.state !== 'failed' && !leaving(s) && s.check === null);
   const goingDown = live.some((s) => level(s.state) > want(s) || s.state === 'demoting' || s.state === 'stopping');
   // Phases: every demote before any stop, every start before any promote.
   const demotesLeft = live.some((s) => s.state === 'promoted' || s.state === 'demoting' || s.state === 'promoting');
   const startsLeft = live.some((s) => (s.state === 'stopped' || s.state === 'starting') && want(s) > 0);
   for (const s of services) {
-    if (!settled(s) || s.state === 'failed') continue;
+    if (!settled(s) || s.state === 'failed' || s.check !== null) continue;
     const l = level(s.state);
-    if (s.disabled) {
+    if (leaving(s)) {
       // The operator took it out: it goes down on its own, in no order.
       if (l > 0) out.push({ service: s, event: l === 2 ? 'demote' : 'stop' });
       continue;
@@ -163,12 +180,14 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
     if (l > w) {
       const event: ScriptEvent = l === 2 ? 'demote' : 'stop';
       const floor = l - 1;
-      const blocked = !(urgent && event === 'demote') && services.some((o) => o !== s && higher(o, s) && !atOrBelow(o, floor));
+      // (A service just found, still being asked, holds up nothing going down.)
+      const blocked =
+        !(urgent && event === 'demote') && services.some((o) => o !== s && higher(o, s) && !atOrBelow(o, floor) && !(o.check === 'added' && level(o.state) <= floor));
       if (!blocked) out.push({ service: s, event });
     } else if (l < w && !goingDown) {
       const event: ScriptEvent = l === 0 ? 'start' : 'promote';
       const ceiling = l + 1;
-      const blocked = services.some((o) => o !== s && higher(s, o) && !o.disabled && !atOrAbove(o, ceiling));
+      const blocked = services.some((o) => o !== s && higher(s, o) && !leaving(o) && !atOrAbove(o, ceiling));
       if (!blocked) out.push({ service: s, event });
     }
   }
@@ -178,7 +197,8 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
 /** Started or promoted services whose periodic status is due and that are idle. */
 export function dueStatus(services: ServiceRt[], nowMs: number): ServiceRt[] {
   return services.filter(
-    (s) => settled(s) && s.check === null && (s.state === 'started' || s.state === 'promoted') && nowMs >= s.nextStatusMs && hasScript(s, 'status'),
+    (s) =>
+      settled(s) && s.check === null && !s.removed && (s.state === 'started' || s.state === 'promoted') && nowMs >= s.nextStatusMs && hasScript(s, 'status'),
   );
 }
 
@@ -211,19 +231,44 @@ export function beginScript(s: ServiceRt, event: ScriptEvent, runId: number): vo
 }
 
 /**
- * A start, status or promote cut short because the lease ran out or the
- * service is being stopped: no verdict on the service. A promote counts as
- * gone through and a start as done (the demote or stop that follows cleans
- * up after either); a status changes nothing.
+ * A script whose end is no verdict on the service: a start, status or
+ * promote cut short because the lease ran out or the service is being
+ * stopped, or any script that ended while maintenance froze judgement. A
+ * promote counts as gone through and a start as done (the demote, stop or
+ * status that follows finds out the rest; a start that failed in maintenance
+ * is tried again after it: `startDone` false); a demote or stop counts as not
+ * done (a holder keeps holding); a status changes nothing. (Scripts of a
+ * failure sequence are always judged: the runner has failed already.)
  */
-export function abandonScript(s: ServiceRt): void {
+export function abandonScript(s: ServiceRt, startDone = true): void {
   const event = s.running;
   s.running = null;
   s.runId = null;
   s.demoteFirst = false;
-  if (event === 'status') s.check = null;
-  if (event === 'promote') s.state = 'promoted';
-  if (event === 'start') s.state = 'started';
+  switch (event) {
+    case null:
+      return;
+    case 'status':
+      s.check = s.check === 'resume' ? 'resume' : null;
+      return;
+    case 'promote':
+      s.state = 'promoted';
+      return;
+    case 'start':
+      s.state = startDone ? 'started' : 'stopped';
+      return;
+    case 'stop':
+      s.state = 'started';
+      return;
+    case 'demote':
+      s.state = 'promoted';
+      return;
+    case 'failed':
+      s.failurePath = 'run-stop';
+      return;
+    default:
+      assertNever(event);
+  }
 }
 
 /**
@@ -239,6 +284,12 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
   s.demoteFirst = false;
   if (event === null) return false;
   const ok = exitCode === 0 && signal === null;
+  // (A first check's failure is no failure anyway, and its rules stand.)
+  const firstCheck = event === 'status' && s.check !== null && s.check !== 'resume';
+  if (s.removed && !ok && s.failurePath === 'none' && !firstCheck) {
+    removedScriptFailed(s, event);
+    return false;
+  }
   switch (event) {
     case 'failed':
       s.failurePath = 'run-stop';
@@ -276,6 +327,35 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
 }
 
 /**
+ * A script of a service removed from the folder failed (its directory is
+ * usually gone with its scripts): no failure of the runner. What it was
+ * doing counts as not done, except that a holder keeps holding until the
+ * runner's hold bound has passed, as after any demote that gave no proof.
+ */
+function removedScriptFailed(s: ServiceRt, event: ScriptEvent): void {
+  switch (event) {
+    case 'start':
+    case 'stop':
+      s.state = 'stopped';
+      return;
+    case 'promote':
+      s.state = 'promoted';
+      return;
+    case 'demote':
+      s.state = 'started';
+      return;
+    case 'status':
+      s.check = null;
+      return;
+    case 'failed':
+      // (Not reached: a failure sequence under way goes on as usual.)
+      return;
+    default:
+      assertNever(event);
+  }
+}
+
+/**
  * Status corrects koi's idea of the service: 90 "I am master", 91 "I am
  * slave", 92 "stopped", 93 "live but not promotable". The corrective action
  * follows from planning (a stopped service is started again, a master on a
@@ -302,7 +382,7 @@ function finishStatus(s: ServiceRt, exitCode: number | null, signal: string | nu
     }
     return false;
   }
-  const boot = reason === 'boot';
+  const boot = reason === 'boot' || reason === 'added';
   switch (code) {
     case 0:
       if (boot) s.state = 'started';
@@ -340,6 +420,7 @@ export function allStarted(services: ServiceRt[]): boolean {
   return services.every(
     (s) =>
       s.disabled ||
+      s.removed ||
       (s.failurePath === 'none' && (s.state === 'started' || s.state === 'promoted' || s.state === 'promoting' || s.state === 'demoting')),
   );
 }

@@ -312,6 +312,12 @@ export interface RunRequest {
   };
   /** Demote started because the lease ran out (priority order not kept). */
   urgent: boolean;
+  /**
+   * The runner may hold the master role while this runs (what a successor
+   * koinode must assume if this one dies meanwhile); wider than
+   * KOI_IS_PROMOTED, which says 0 for a demote, stop or failed script.
+   */
+  mayHold: boolean;
 }
 
 export interface SignalRequest {
@@ -372,6 +378,8 @@ export type Input =
     }
   | { kind: 'fence-done'; fenceId: number; ok: boolean }
   | { kind: 'service-disabled'; service: string; disabled: boolean }
+  /** A rescan of the services folder: every service found in it now. */
+  | { kind: 'services-found'; services: ServiceDef[] }
   /** koinode is stopping: demote and stop every service in order. */
   | { kind: 'shutdown' }
   /**

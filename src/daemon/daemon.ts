@@ -3,6 +3,7 @@
 // come out and are carried out here.
 import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { KoiNode } from '../core/node';
 import type { CoreEvent, Message, PeerInfo, RunRequest } from '../core/types';
@@ -17,7 +18,7 @@ import { channelCredentials, serverCredentials } from '../transport/grpc';
 import { adminService, peerService } from '../transport/wire';
 import { PeerLinks } from '../transport/peers';
 import type { AuthError } from '../errors';
-import { discoverServices, isDisabled, type DiscoveredService } from '../scripts/discovery';
+import { discoverServices, isDisabled, type DiscoveredService, type Discovery } from '../scripts/discovery';
 import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
 import { spawnFence } from '../scripts/fence';
 import { RateLimiter, type Log } from '../observe/logger';
@@ -70,10 +71,12 @@ export class Daemon {
   private readonly auth: Authenticator;
   private readonly services = new Map<string, DiscoveredService>();
   private readonly disabledSeen = new Map<string, boolean>();
+  /** Services gone from the folder that the core may still be stopping. */
+  private readonly removedServices = new Set<string>();
   private readonly jobs = new Map<number, { service: string; event: string }>();
   private readonly refusals = new RateLimiter(60_000);
   private timer: NodeJS.Timeout | null = null;
-  private disabledTimer: NodeJS.Timeout | null = null;
+  private rescanTimer: NodeJS.Timeout | null = null;
   private readonly handlers: HandlerDispatcher;
   private readonly admin: AdminService;
   /** The leader's last view for handler events, and since when we lead. */
@@ -110,8 +113,7 @@ export class Daemon {
     for (const k of left.killed) this.log.warn('scripts', `killed a script left running by an earlier koinode: ${k}`);
     if (c.node.runner) {
       const d = discoverServices(c.service.folder);
-      for (const w of [...d.warnings, ...d.names]) this.log.warn('services', w);
-      for (const p of d.problems) this.log.error('services', p);
+      this.logDiscovery(d);
       for (const s of d.services) {
         this.services.set(s.def.name, s);
         this.disabledSeen.set(s.def.name, s.def.disabled ?? false);
@@ -198,7 +200,7 @@ export class Daemon {
       this.log.info('metrics', `status page http://${c.node.metrics}/ and Prometheus /metrics`);
     }
     this.timer = setInterval(() => this.tick(), TICK_MS);
-    this.disabledTimer = setInterval(() => this.checkDisabled(), Math.min(c.time.statusIntervalMs, 5000));
+    this.armRescan();
     this.flush();
     this.log.info('daemon', `listening on ${bind}:${this.boundPort} as ${c.node.name} (${c.node.elector ? 'elector' : ''}${c.node.elector && c.node.runner ? '+' : ''}${c.node.runner ? 'runner' : ''}, epoch ${this.core.epoch})`);
     this.notifyReady();
@@ -230,7 +232,7 @@ export class Daemon {
     // hold the role leaves the watchdog to reset the machine in time.
     if (this.watchdog.armed && this.core.runner !== null && (!this.core.runner.mayHold() || this.core.runner.inMaintenance())) this.watchdog.disarm();
     if (this.timer !== null) clearInterval(this.timer);
-    if (this.disabledTimer !== null) clearInterval(this.disabledTimer);
+    if (this.rescanTimer !== null) clearInterval(this.rescanTimer);
     this.timer = null;
     this.links.close();
     // A handler still running would be left unsupervised: end its process group.
@@ -398,7 +400,7 @@ export class Daemon {
     this.jobs.set(run.runId, { service: run.service, event: run.event });
     // Routine status checks go to debug: they run every status_interval.
     this.log[run.event === 'status' ? 'debug' : 'info']('scripts', `${run.service}/${run.event}${run.urgent ? ' (lease expired: all at once)' : ''}`, { service: run.service, event: run.event });
-    const token = this.journal.begin(run.runId, this.incarnation, run.service, run.event, run.vars.isPromoted);
+    const token = this.journal.begin(run.runId, this.incarnation, run.service, run.event, run.mayHold);
     this.executor.start({
       id: run.runId,
       service: svc,
@@ -414,6 +416,9 @@ export class Daemon {
   }
 
   private scriptDone(job: ScriptJob, r: { exitCode: number | null; signal: string | null; tail: string[]; durationMs: number }): void {
+    // A script that could not run because its service left the folder since
+    // the last scan: the core hears of the removal first, so that is no failure.
+    if (r.exitCode === 127 && !existsSync(job.service.path)) this.rescan();
     this.jobs.delete(job.id);
     this.journal.end(job.id);
     const ok = r.exitCode === 0 && r.signal === null;
@@ -426,8 +431,74 @@ export class Daemon {
     this.step({ kind: 'script-done', runId: job.id, exitCode: r.exitCode, signal: r.signal, output: r.tail, wallMs: Date.now() });
   }
 
-  private checkDisabled(): void {
-    for (const s of this.services.values()) {
+  /** The original rescanned its services folder at every status round. */
+  private armRescan(): void {
+    if (this.rescanTimer !== null) clearInterval(this.rescanTimer);
+    this.rescanTimer = setInterval(() => this.rescan(), this.config.time.statusIntervalMs);
+  }
+
+  /** What the last scan said, so each warning is logged once while it lasts. */
+  private scanNotes = new Set<string>();
+
+  private logDiscovery(d: Discovery): void {
+    const notes = new Set<string>();
+    const say = (level: 'warn' | 'error', text: string) => {
+      notes.add(text);
+      if (!this.scanNotes.has(text)) this.log[level]('services', text);
+    };
+    for (const w of [...d.warnings, ...d.names]) say('warn', w);
+    for (const p of d.problems) say('error', p);
+    this.scanNotes = notes;
+  }
+
+  /**
+   * Look at the services folder again (every status round, SIGHUP, koi
+   * reconfigure): services added, removed or changed, and `disabled` files.
+   * A removed service stays known here until the core has stopped and
+   * forgotten it, so its stop can still run with what is known of it.
+   */
+  rescan(): void {
+    if (!this.config.node.runner || this.stopping !== null) return;
+    const d = discoverServices(this.config.service.folder);
+    this.logDiscovery(d);
+    if (d.unreadable) return;
+    const found = new Map(d.services.map((s) => [s.def.name, s]));
+    const added: string[] = [];
+    const changed: string[] = [];
+    const removed: string[] = [];
+    const shape = (s: DiscoveredService) => JSON.stringify({ ...s.def, disabled: undefined, path: s.path, single: s.single });
+    for (const [name, s] of found) {
+      const old = this.services.get(name);
+      if (old === undefined || this.removedServices.has(name)) added.push(name);
+      else if (shape(old) !== shape(s)) changed.push(name);
+    }
+    for (const name of this.services.keys()) if (!found.has(name) && !this.removedServices.has(name)) removed.push(name);
+    // Forget what the core has forgotten.
+    const known = new Set((this.core.runner?.services ?? []).map((s) => s.def.name));
+    for (const name of this.removedServices) {
+      if (!known.has(name) && !found.has(name)) this.services.delete(name);
+    }
+    if (added.length + changed.length + removed.length > 0) {
+      for (const name of removed) {
+        this.removedServices.add(name);
+        // Its link may be what left: the scripts behind it can still stop it.
+        const old = this.services.get(name)!;
+        if (old.realPath !== undefined && old.realPath !== old.path && existsSync(old.realPath)) this.services.set(name, { ...old, path: old.realPath });
+      }
+      for (const [name, s] of found) {
+        this.services.set(name, s);
+        this.removedServices.delete(name);
+        if (!this.disabledSeen.has(name)) this.disabledSeen.set(name, s.def.disabled ?? false);
+      }
+      const parts = [
+        added.length > 0 ? `added ${added.join(', ')}` : '',
+        changed.length > 0 ? `changed ${changed.join(', ')}` : '',
+        removed.length > 0 ? `removed ${removed.join(', ')} (stopped with the scripts known of it, then forgotten)` : '',
+      ].filter((x) => x !== '');
+      this.log.info('services', `${this.config.service.folder}: ${parts.join('; ')}`);
+      this.step({ kind: 'services-found', services: d.services.map((s) => s.def) });
+    }
+    for (const s of d.services) {
       const now = isDisabled(s);
       if (this.disabledSeen.get(s.def.name) !== now) {
         this.disabledSeen.set(s.def.name, now);
@@ -542,6 +613,8 @@ export class Daemon {
     this.links.setSelf({ name: c.name, elector: c.elector, runner: c.runner, priority: c.priority, masterLeaseMs: p.masterLeaseMs, demoteTimeoutMs: p.demoteTimeoutMs });
     const note = fixed.length > 0 ? `; ${fixed.join(', ')} changed but need a restart of koinode` : '';
     this.log.info('config', `reloaded ${next.file}${note}`);
+    if (old.time.statusIntervalMs !== this.config.time.statusIntervalMs && this.rescanTimer !== null) this.armRescan();
+    this.rescan();
     return Promise.resolve({ ok: true, code: 'ok', data: { reloaded: next.file, needRestart: fixed } });
   }
 

@@ -1,6 +1,6 @@
 // Finding services on disk: `[NN-]name` directories holding event scripts,
 // or single executables called with the event as first argument.
-import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScriptEvent, ServiceDef } from '../core/types';
 
@@ -10,6 +10,11 @@ export interface DiscoveredService {
   def: ServiceDef;
   /** The directory, or the single executable. */
   path: string;
+  /**
+   * Where `path` led when found (symbolic links resolved): a service whose
+   * link left the folder is still stopped with the scripts behind it.
+   */
+  realPath?: string;
   single: boolean;
 }
 
@@ -21,6 +26,8 @@ export interface Discovery {
   problems: string[];
   /** Names that probably do not mean what they say (a priority without its dash). */
   names: string[];
+  /** The folder itself could not be read: the list says nothing about what left it. */
+  unreadable: boolean;
 }
 
 export function isExecutable(p: string): boolean {
@@ -43,12 +50,13 @@ export function splitName(entry: string): { name: string; priority: number | nul
 }
 
 export function discoverServices(folder: string): Discovery {
-  const out: Discovery = { services: [], warnings: [], problems: [], names: [] };
+  const out: Discovery = { services: [], warnings: [], problems: [], names: [], unreadable: false };
   let entries: string[];
   try {
     entries = readdirSync(folder).sort();
   } catch (e) {
     out.problems.push(`cannot read services folder ${folder}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    out.unreadable = true;
     return out;
   }
   const byName = new Map<string, string>();
@@ -84,19 +92,27 @@ export function discoverServices(folder: string): Discovery {
         scripts.push(ev);
       }
       byName.set(name, p);
-      out.services.push({ def: { name, priority, scripts, disabled: existsSync(join(p, 'disabled')) }, path: p, single: false });
+      out.services.push({ def: { name, priority, scripts, disabled: existsSync(join(p, 'disabled')) }, path: p, single: false, realPath: realPath(p) });
     } else if (st.isFile()) {
       if (!isExecutable(p)) {
         out.warnings.push(`ignoring ${p}: a file service must be executable — chmod +x it`);
         continue;
       }
       byName.set(name, p);
-      out.services.push({ def: { name, priority }, path: p, single: true });
+      out.services.push({ def: { name, priority }, path: p, single: true, realPath: realPath(p) });
     } else {
       out.warnings.push(`ignoring ${p}: neither a directory nor a file`);
     }
   }
   return out;
+}
+
+function realPath(p: string): string | undefined {
+  try {
+    return realpathSync(p);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether `disabled` is present now (checked again at every status interval). */

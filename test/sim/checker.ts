@@ -30,6 +30,12 @@ interface SvcModel {
   promoting: number;
   /** The next status is a restarted koinode's boot check: its failure means "not running", not a failure. */
   bootCheck: boolean;
+  /** Its directory left the services folder: it goes down in no order, and its failures fail nothing. */
+  removed: boolean;
+}
+
+function newSvcModel(priority: number | null, bootCheck = false): SvcModel {
+  return { priority, level: 0, busy: null, failing: false, disabled: false, promoting: 0, bootCheck, removed: false };
 }
 
 interface MachineModel {
@@ -171,7 +177,7 @@ export class Checker {
     let m = this.machines.get(node);
     if (m === undefined) {
       m = { services: new Map(), holding: new Set(), holdingSinceMs: null, frozenWhileHolding: false, frozenNow: false, thawedAtMs: -Infinity, fenceFailed: false, stopFailed: false, leaseSeenMs: -Infinity, demoteMs: Infinity, maintenanceSeen: false, maintenanceOffMs: -Infinity, heldInMaintenance: false, watchdogArmed: false, frozenArmed: false, restartedHolding: false };
-      for (const s of this.services) m.services.set(s.name, { priority: s.priority, level: 0, busy: null, failing: false, disabled: false, promoting: 0, bootCheck: false });
+      for (const s of this.services) m.services.set(s.name, newSvcModel(s.priority));
       this.machines.set(node, m);
     }
     return m;
@@ -195,6 +201,42 @@ export class Checker {
   /** koinode started a new life on this machine (it holds nothing yet). */
   booted(node: NodeName): void {
     this.machine(node).heldInMaintenance = false;
+  }
+
+  /**
+   * A rescan of `node`'s services folder reached its koinode: services new
+   * to it are asked first (their failing status means "not running"), the
+   * ones that left go down in no order.
+   */
+  setServices(node: NodeName, defs: readonly ServiceDef[]): void {
+    const m = this.machine(node);
+    for (const d of defs) {
+      const s = m.services.get(d.name);
+      if (s === undefined) m.services.set(d.name, newSvcModel(d.priority, true));
+      else {
+        // Forgotten by the core already (down, idle, holding nothing): it is asked again as new.
+        if (s.removed && s.level === 0 && s.busy === null && !m.holding.has(d.name)) s.bootCheck = true;
+        s.removed = false;
+        s.priority = d.priority;
+      }
+    }
+    for (const [name, s] of m.services) if (!defs.some((d) => d.name === name)) s.removed = true;
+  }
+
+  /**
+   * A koinode starts with only what is on disk: a service removed from the
+   * folder while koinode was down is unknown to it, and the operator who
+   * removed it stops it by hand (docs/SERVICES.md says so).
+   */
+  bootServices(node: NodeName, defs: readonly ServiceDef[]): void {
+    const m = this.machine(node);
+    for (const name of [...m.services.keys()]) {
+      if (defs.some((d) => d.name === name)) continue;
+      m.services.delete(name);
+      m.holding.delete(name);
+      if (m.holding.size === 0) this.endHolding(m);
+    }
+    this.setServices(node, defs);
   }
 
   /** Whether the machine held the role while it believed maintenance on, in its last life. */
@@ -314,6 +356,11 @@ export class Checker {
     const s = m.services.get(run.service)!;
     if (!failurePath && !run.urgent) this.checkOrder(atMs, node, m, run.service, s, run.event);
     s.busy = run.event;
+    // The failure sequence begins when koinode judged a script failed (not a
+    // failure it ignored: in maintenance, a removed service, a boot check).
+    if (run.event === 'failed') s.failing = true;
+    // A first check is the status before anything else runs.
+    if (run.event !== 'status') s.bootCheck = false;
     if (run.event === 'promote') {
       s.promoting++;
       if (m.holding.size === 0) this.beginHolding(atMs, node, m);
@@ -408,17 +455,24 @@ export class Checker {
         s.level = 0;
         m.holding.delete(service);
         if (m.holding.size === 0) this.endHolding(m);
-      } else if (code !== 0 && code !== 90 && code !== 91 && code !== 93 && s.level > 0) {
-        // (On a service that is not running — koinode's boot check — a failing status is no failure.)
-        if (!boot) s.failing = true;
+      } else if (code !== 0 && code !== 90 && code !== 91 && code !== 93 && s.level > 0 && boot) {
         // A restarted koinode takes a failing boot check for "not running"
         // (SERVICES.md) and starts it again: the checker follows that
         // contract, unless the service may still hold the role.
-        else if (!m.holding.has(service)) s.level = 0;
+        if (!m.holding.has(service)) s.level = 0;
       }
       return;
     }
     if (event === 'promote') s.promoting = Math.max(0, s.promoting - 1);
+    if (s.removed && !ok && !s.failing) {
+      // A removed service's scripts may be gone: no failure sequence. Nothing
+      // it did counts as done; a holder keeps holding (to its hold bound).
+      if (event === 'start' || event === 'stop') s.level = 0;
+      if (event === 'stop' && m.holding.has(service)) m.stopFailed = true;
+      return;
+    }
+    // (A failure starts the failure sequence only once koinode runs `failed`:
+    // see runStart.)
     // Only a demote or stop that succeeded proves the service let go (a
     // successful start too: the service was down and came up as a slave),
     // and only with no promote still running on it.
@@ -430,11 +484,11 @@ export class Checker {
     if (event === 'failed') return;
     if (event === 'stop') {
       s.level = 0;
-      s.failing = !ok && !s.failing;
+      // (The stop that ends a failure sequence ends it, however it went.)
+      s.failing = false;
       return;
     }
     if (!ok) {
-      s.failing = true;
       if (event === 'demote') s.level = 1;
       return;
     }
@@ -460,11 +514,13 @@ export class Checker {
   }
 
   private checkOrder(atMs: number, node: NodeName, m: MachineModel, name: string, s: SvcModel, event: ScriptEvent): void {
-    // A disabled service goes down on its own and holds nobody up.
-    if (s.priority === null || s.disabled || event === 'status' || event === 'failed') return;
+    // A disabled or removed service goes down on its own and holds nobody up.
+    if (s.priority === null || s.disabled || s.removed || event === 'status' || event === 'failed') return;
     const p = s.priority;
     for (const [oname, o] of m.services) {
-      if (oname === name || o.priority === null || o.disabled) continue;
+      if (oname === name || o.priority === null || o.disabled || o.removed) continue;
+      // A service being asked for the first time runs nothing it holds up.
+      const busy = o.busy !== null && !(o.busy === 'status' && o.level === 0 && o.bootCheck);
       let bad = false;
       switch (event) {
         case 'start':
@@ -474,10 +530,10 @@ export class Checker {
           bad = o.priority < p && (o.level < 2 || o.busy !== null);
           break;
         case 'demote':
-          bad = o.priority > p && (o.level > 1 || o.busy !== null || o.failing);
+          bad = o.priority > p && (o.level > 1 || busy || o.failing);
           break;
         case 'stop':
-          bad = o.priority > p && (o.level > 0 || o.busy !== null || o.failing);
+          bad = o.priority > p && (o.level > 0 || busy || o.failing);
           break;
       }
       if (bad) {
@@ -488,11 +544,11 @@ export class Checker {
 
   /** Fully promoted: every service of the machine reached promoted and nothing runs. */
   fullyPromoted(node: NodeName): boolean {
-    return [...this.machine(node).services.values()].every((s) => s.level === 2 && s.busy === null);
+    return [...this.machine(node).services.values()].every((s) => s.removed || (s.level === 2 && s.busy === null));
   }
 
   allStarted(node: NodeName): boolean {
-    return [...this.machine(node).services.values()].every((s) => s.level === 1 && s.busy === null);
+    return [...this.machine(node).services.values()].every((s) => s.removed || (s.level === 1 && s.busy === null));
   }
 }
 

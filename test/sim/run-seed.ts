@@ -183,6 +183,41 @@ export interface SeedOptions {
   liveness?: LivenessClass | 'all' | 'none';
   /** Pass every message through this on delivery (the wire codec). */
   wire?: (msg: Message, names: ReadonlySet<NodeName>) => Message;
+  /**
+   * Services folders change during the storm (a service added to or removed
+   * from one runner): always, never, or (undefined) for RESCAN_SHARE of
+   * the seeds, drawn per seed.
+   */
+  rescans?: boolean;
+}
+
+/** Share of ordinary seeds whose services folders change during the storm. */
+export const RESCAN_SHARE = 0.2;
+
+/** Whether `seed` changes services folders (its own generator: nothing else draws differently). */
+export function rescansOf(seed: number, opt: boolean | undefined): boolean {
+  return opt ?? new Rng(seed * 49979687 + 11).chance(RESCAN_SHARE);
+}
+
+/** The service a rescan adds or removes. */
+const EXTRA = 'extra';
+
+/**
+ * The operator adds a service directory to one runner, or removes the one
+ * added before; sometimes to every runner at once (a deployment).
+ */
+function applyRescan(w: World, rng: Rng, runners: NodeName[]): string {
+  const targets = rng.chance(0.3) ? runners : [rng.pick(runners)];
+  const priority = rng.pick([null, 5, 15, 25, 99]);
+  let what = 'rescan-add';
+  for (const r of targets) {
+    const now = w.servicesOf(r);
+    if (now.some((d) => d.name === EXTRA)) {
+      w.setServices(r, now.filter((d) => d.name !== EXTRA));
+      what = 'rescan-remove';
+    } else w.setServices(r, [...now, { name: EXTRA, priority }]);
+  }
+  return what;
 }
 
 /** The liveness class of `seed` (its own generator: the shape and the storm draw as without it). */
@@ -204,7 +239,11 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   const shapeRng = new Rng(seed * 7919 + 1);
   const shape = drawShape(shapeRng, opts.shape);
   const live = livenessOf(seed, opts.liveness);
-  const replayArgs = [opts.shape ? `--shape ${opts.shape}` : '', opts.liveness !== undefined && opts.liveness !== 'all' ? `--liveness ${opts.liveness}` : opts.liveness === 'all' ? '--liveness all' : '']
+  const replayArgs = [
+    opts.shape ? `--shape ${opts.shape}` : '',
+    opts.liveness !== undefined && opts.liveness !== 'all' ? `--liveness ${opts.liveness}` : opts.liveness === 'all' ? '--liveness all' : '',
+    opts.rescans === true ? '--rescans' : '',
+  ]
     .filter((x) => x !== '')
     .join(' ');
   if (live === 'slow-network') return runSlowSeed(seed, shape, opts, replayArgs);
@@ -218,7 +257,9 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   const runners = shape.peers.filter((p) => p.runner).map((p) => p.name);
   const durationMs = opts.durationMs ?? 30_000;
   const p = shape.params;
-  const scriptMs = (shape.services.length * 4 + 4) * 80;
+  const rescans = rescansOf(seed, opts.rescans);
+  const rescanRng = new Rng(seed * 86028121 + 13);
+  const scriptMs = ((shape.services.length + (rescans ? 1 : 0)) * 4 + 4) * 80;
   const liveBoundMs = livenessBoundMs(p, scriptMs, 0);
   const flapMs = flapWindowMs(p, 4, shape.peers.filter((x) => x.elector).length);
   // A liveness seed spends part of its time after the heal, watched.
@@ -254,6 +295,11 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
     const cls = applyFault(w, rng, names, runners, later, opts.freezes ?? true);
     if (cls !== 'none') w.disturb(cls);
     faultClasses[cls] = (faultClasses[cls] ?? 0) + 1;
+    // (Not a disturbance: a rescan must not move the leader or the master.)
+    if (rescans && rescanRng.chance(0.3)) {
+      const r = applyRescan(w, rescanRng, runners);
+      faultClasses[r] = (faultClasses[r] ?? 0) + 1;
+    }
   }
 
   // Heal everything, then the cluster must converge within the spec's bound.

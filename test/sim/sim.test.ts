@@ -33,8 +33,9 @@ test(`simulator: seeds ${FROM}..${FROM + SEEDS - 1} keep every invariant`, () =>
 // 90, 940, 1132, 1470 (a script cut short by the lease or by stopping, or
 // one already past its own limit when the runner stopped: order).
 test('simulator: seeds that once found a hole stay clean', () => {
+  // (As found: without services folders changing.)
   for (const seed of [90, 940, 1132, 1470, 1786]) {
-    const r = runSeed(seed);
+    const r = runSeed(seed, { rescans: false });
     assert.equal(r.violations.length, 0, describeFailures([r]));
   }
 });

@@ -284,13 +284,15 @@ export class World {
     this.log(`${name} boots (incarnation ${n.incarnation})`);
     this.disturb(`${name} boots`);
     this.checker.booted(name);
-    for (const d of this.services) this.checker.setDisabled(name, d.name, this.disabled.get(name)?.has(d.name) ?? false);
+    const defs = this.servicesOf(name);
+    this.checker.bootServices(name, defs);
+    for (const d of defs) this.checker.setDisabled(name, d.name, this.disabled.get(name)?.has(d.name) ?? false);
     n.core = new KoiNode({
       self: name,
       // Like koinode: its own roles it knows, a peer's only once it hears from it.
       peers: [...this.nodes.values()].map((x) => (x.peer.name === name ? this.helloOf(name) : { name: x.peer.name, elector: false, runner: false, priority: 0 })),
       params: this.paramsOf(name),
-      services: this.services.map((d) => ({ ...d, disabled: this.disabled.get(name)?.has(d.name) ?? false })),
+      services: defs.map((d) => ({ ...d, disabled: this.disabled.get(name)?.has(d.name) ?? false })),
       incarnation: n.incarnation,
       nowMs: this.clock(name),
       persisted: n.persisted,
@@ -383,12 +385,12 @@ export class World {
         const suspect = new Set<string>();
         for (const r of [...n.runs.values()]) {
           if (r.done) continue;
-          if (r.req.vars.isPromoted || r.req.event === 'promote' || r.req.event === 'demote') suspect.add(r.req.service);
+          if (r.req.mayHold || r.req.event === 'promote' || r.req.event === 'demote') suspect.add(r.req.service);
           this.endRun(n, r, null, 'SIGKILL');
         }
         interrupted = [...suspect];
       }
-      if (this.recordHolding && n.heldAtKill) interrupted = this.services.map((d) => d.name);
+      if (this.recordHolding && n.heldAtKill) interrupted = this.servicesOf(name).map((d) => d.name);
       // After the reaping: the orphans' ends are not the new koinode's boot checks.
       this.checker.koinodeRestarted(this.nowMs, name);
     }
@@ -783,6 +785,29 @@ export class World {
   }
 
   private readonly disabled = new Map<NodeName, Set<string>>();
+
+  /** Services folders that differ from the cluster's list (a rescan changed them). */
+  private readonly folders = new Map<NodeName, ServiceDef[]>();
+
+  /** What `node`'s services folder holds now. */
+  servicesOf(node: NodeName): ServiceDef[] {
+    return this.folders.get(node) ?? this.services;
+  }
+
+  /**
+   * The operator adds or removes service directories on `node`; its koinode
+   * rescans (every status round, SIGHUP, koi reconfigure). A koinode that is
+   * down finds the folder as it is when it starts.
+   */
+  setServices(node: NodeName, defs: ServiceDef[]): void {
+    this.folders.set(node, defs);
+    this.log(`${node} services folder: ${defs.map((d) => `${d.name}(${d.priority ?? '-'})`).join(' ')}`);
+    const n = this.nodes.get(node)!;
+    this.input(n, n.incarnation, () => {
+      this.checker.setServices(node, defs);
+      n.core!.step({ kind: 'services-found', services: defs.map((d) => ({ ...d, disabled: this.disabled.get(node)?.has(d.name) ?? false })) }, this.clock(node));
+    });
+  }
 
   admin(command: AdminCommand, via?: NodeName): number {
     const requestId = this.nextRequestId++;

@@ -7,7 +7,7 @@ import type { Ready } from '../../src/core/types';
 test('kills first, then persist before any message, runs, kills of runs started now, fences, events, replies', () => {
   const ready: Ready = {
     messages: [{ to: 'n2', msg: { kind: 'vote-req', epoch: 3, takeover: false, preVote: false } }],
-    runs: [{ runId: 8, service: 'db', event: 'stop', vars: { isPromoted: false, state: 'failed', epoch: 3, master: null }, urgent: false }],
+    runs: [{ runId: 8, service: 'db', event: 'stop', vars: { isPromoted: false, state: 'failed', epoch: 3, master: null }, urgent: false, mayHold: false }],
     signals: [
       { runId: 8, signal: 'SIGKILL' },
       { runId: 5, signal: 'SIGTERM' },
