@@ -362,12 +362,34 @@ export class Runner {
     this.changes++;
   }
 
+  /**
+   * The runner state, with the original's meanings: disconnected (no leader
+   * followed), stopped (by koi stop, or koinode stopping), live (following,
+   * not promotable: services starting, a 93, a disabled service), slave
+   * (promotable), master (holding the role, also while a service is added
+   * or restarted), failed.
+   */
   state(): RunnerState {
     if (this.failed) return 'failed';
-    // (A master starting a service just added, or restarting one, is still master.)
     if (this.holding()) return 'master';
-    if (!allStarted(this.services)) return 'stopped';
-    return this.following ? 'slave' : 'live';
+    if (this.adminStopped || this.shuttingDown) return 'stopped';
+    if (!this.following) return 'disconnected';
+    return this.promotable() ? 'slave' : 'live';
+  }
+
+  /** Everything started and checked, nothing in the way of taking the role. */
+  private promotable(): boolean {
+    return (
+      !this.failed &&
+      !this.adminStopped &&
+      !this.shuttingDown &&
+      !this.services.some((s) => s.disabled) &&
+      !this.unreconciled() &&
+      allStarted(this.services) &&
+      !this.services.some((s) => s.notPromotable) &&
+      this.watchdog !== 'unavailable' &&
+      !this.urgent
+    );
   }
 
   /**
@@ -714,16 +736,7 @@ export class Runner {
       state: this.state(),
       // Until its boot status ran, a service may be promoted from an earlier koinode.
       holding: this.holding() || this.unreconciled(),
-      promotable:
-        !this.failed &&
-        !this.adminStopped &&
-        !this.shuttingDown &&
-        !disabled &&
-        !this.unreconciled() &&
-        allStarted(this.services) &&
-        !this.services.some((s) => s.notPromotable) &&
-        this.watchdog !== 'unavailable' &&
-        !this.urgent,
+      promotable: this.promotable(),
       watchdog: this.watchdog,
       disabled,
       failed: this.failed,

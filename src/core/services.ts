@@ -329,8 +329,9 @@ export function finishScript(s: ServiceRt, exitCode: number | null, signal: stri
 /**
  * A script of a service removed from the folder failed (its directory is
  * usually gone with its scripts): no failure of the runner. What it was
- * doing counts as not done, except that a holder keeps holding until the
- * runner's hold bound has passed, as after any demote that gave no proof.
+ * doing counts as not done. A failed demote is followed by its stop at once,
+ * as in a failure sequence: until that stop ends the role counts as held
+ * (after a failed stop, until the runner's hold bound has passed).
  */
 function removedScriptFailed(s: ServiceRt, event: ScriptEvent): void {
   switch (event) {
@@ -343,6 +344,7 @@ function removedScriptFailed(s: ServiceRt, event: ScriptEvent): void {
       return;
     case 'demote':
       s.state = 'started';
+      s.failurePath = 'run-stop';
       return;
     case 'status':
       s.check = null;

@@ -2,6 +2,7 @@
 import { openSync, readSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { discoverServices, isExecutable, SCRIPT_EVENTS } from './discovery';
+import { scriptPatternWarnings } from './patterns';
 import type { KoiConfig } from '../config/config';
 
 export interface CheckReport {
@@ -50,6 +51,7 @@ export function checkServices(folder: string, config: KoiConfig | null): CheckRe
       const p = shebangProblem(f);
       if (p !== null) report.problems.push(p);
     }
+    if (!s.single) for (const ev of SCRIPT_EVENTS) if (isExecutable(join(s.path, ev))) report.warnings.push(...scriptPatternWarnings(join(s.path, ev), ev));
     if (!s.single && (s.def.scripts ?? []).length === 0) report.notes.push(`${s.path}: no scripts — a null service (promotable once started)`);
   }
   if (config !== null) {

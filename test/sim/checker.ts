@@ -230,8 +230,9 @@ export class Checker {
    */
   bootServices(node: NodeName, defs: readonly ServiceDef[]): void {
     const m = this.machine(node);
-    for (const name of [...m.services.keys()]) {
-      if (defs.some((d) => d.name === name)) continue;
+    for (const [name, s] of [...m.services]) {
+      // (An orphaned script of it may still run: it stays known, as removed.)
+      if (defs.some((d) => d.name === name) || s.busy !== null) continue;
       m.services.delete(name);
       m.holding.delete(name);
       if (m.holding.size === 0) this.endHolding(m);

@@ -700,7 +700,11 @@ export class World {
     if (!hang) {
       const ms = m.minMs + this.rng.next() * (m.maxMs - m.minMs);
       const roll = this.rng.next();
-      this.at(this.nowMs + ms, () => this.endRun(n, run, req.event === 'status' ? this.statusExit(name, req.service, fail, roll) : fail ? 1 : 0, null));
+      this.at(this.nowMs + ms, () => {
+        // (A run of a koinode that crashed since ends with nothing to say.)
+        if (run.done || (run.orphan !== true && n.incarnation !== run.incarnation)) return;
+        this.endRun(n, run, req.event === 'status' ? this.statusExit(name, req.service, fail, roll) : fail ? 1 : 0, null);
+      });
     }
   }
 
