@@ -1,4 +1,4 @@
-// npm run sim -- --seeds N [--from S] [--seconds T] [--jobs J] [--shape CLASS] [--liveness CLASS|all|none] [--rescans] [--verbose]
+// npm run sim -- --seeds N [--from S] [--seconds T] [--jobs J] [--shape CLASS] [--liveness CLASS|all|none] [--rescans|--no-rescans] [--verbose]
 // Without --liveness, a share of the seeds (LIVENESS_SHARE) draws a liveness class;
 // without --rescans, a share (RESCAN_SHARE) changes services folders during the storm.
 // KOI_SIM_SEED=S replays one seed and prints the tail of its trace.
@@ -16,8 +16,8 @@ interface Job {
   verbose: boolean;
   shape: ShapeClass | undefined;
   liveness: SeedOptions['liveness'];
-  /** Every seed changes services folders (else a share of them). */
-  rescans: boolean;
+  /** Every seed changes services folders (true), none does (false), or a share of them. */
+  rescans: boolean | undefined;
 }
 
 type Counts = Record<string, number>;
@@ -46,7 +46,7 @@ function add(c: Counts, k: string, n = 1): void {
 function runJob(job: Job): JobResult {
   const res: JobResult = { violations: 0, excused: {}, shapes: {}, badShapes: {}, faults: {}, faultSeeds: {}, live: {}, plainFlapSeeds: 0, output: [] };
   for (let seed = job.from; seed < job.from + job.count; seed++) {
-    const r = runSeed(seed, { durationMs: job.durationMs, ...(job.shape ? { shape: job.shape } : {}), ...(job.liveness ? { liveness: job.liveness } : {}), ...(job.rescans ? { rescans: true } : {}) });
+    const r = runSeed(seed, { durationMs: job.durationMs, ...(job.shape ? { shape: job.shape } : {}), ...(job.liveness ? { liveness: job.liveness } : {}), ...(job.rescans !== undefined ? { rescans: job.rescans } : {}) });
     const l = r.liveness;
     if (l === null) {
       if (r.flaps > 0) res.plainFlapSeeds++;
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   const per = Math.ceil(seeds / jobs);
   const parts: Promise<JobResult>[] = [];
   for (let j = 0; j < jobs; j++) {
-    const job: Job = { from: from + j * per, count: Math.max(0, Math.min(per, seeds - j * per)), durationMs, verbose, shape, liveness, rescans: process.argv.includes('--rescans') };
+    const job: Job = { from: from + j * per, count: Math.max(0, Math.min(per, seeds - j * per)), durationMs, verbose, shape, liveness, rescans: process.argv.includes('--rescans') ? true : process.argv.includes('--no-rescans') ? false : undefined };
     if (job.count === 0) continue;
     if (jobs === 1) parts.push(Promise.resolve(runJob(job)));
     else {

@@ -242,7 +242,7 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   const replayArgs = [
     opts.shape ? `--shape ${opts.shape}` : '',
     opts.liveness !== undefined && opts.liveness !== 'all' ? `--liveness ${opts.liveness}` : opts.liveness === 'all' ? '--liveness all' : '',
-    opts.rescans === true ? '--rescans' : '',
+    opts.rescans === true ? '--rescans' : opts.rescans === false ? '--no-rescans' : '',
   ]
     .filter((x) => x !== '')
     .join(' ');
