@@ -431,10 +431,13 @@ export class Daemon {
     this.step({ kind: 'script-done', runId: job.id, exitCode: r.exitCode, signal: r.signal, output: r.tail, wallMs: Date.now() });
   }
 
-  /** The original rescanned its services folder at every status round. */
+  /**
+   * The original rescanned its services folder at every status round; a
+   * `disabled` file is seen within 5 s even when status rounds are rare.
+   */
   private armRescan(): void {
     if (this.rescanTimer !== null) clearInterval(this.rescanTimer);
-    this.rescanTimer = setInterval(() => this.rescan(), this.config.time.statusIntervalMs);
+    this.rescanTimer = setInterval(() => this.rescan(), Math.min(this.config.time.statusIntervalMs, 5000));
   }
 
   /** What the last scan said, so each warning is logged once while it lasts. */

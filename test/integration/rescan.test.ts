@@ -85,13 +85,20 @@ test('a removed service whose scripts are still there (a link that left the fold
   }
 });
 
-test('koi reconfigure and SIGHUP rescan at once (status_interval 30s)', async () => {
+test('koi reconfigure and SIGHUP rescan at once', async () => {
   const c = await TestCluster.start(ONE, { services: ['10-db'], extra: { time: { status_interval: '30s' } } });
   try {
     await c.waitFor('n1 master', (x) => c.settled(x), 8000);
     addService(c, '20-web');
     assert.equal((await c.koi(['reconfigure'])).code, 0);
     await c.waitFor('web promoted after koi reconfigure', (x) => servicesOf(x) === 'db:promoted web:promoted', 5000);
+    // Found by the reload itself, not by the 5 s rescan timer: its line follows the reload's.
+    const after = (what: RegExp) => {
+      const lines = c.log('n1').split('\n');
+      const i = lines.findIndex((l) => what.test(l));
+      return i >= 0 && /config: reloaded/.test(lines[i - 1] ?? '');
+    };
+    assert.ok(after(/services: .*: added web/), 'the rescan came with the reload');
     // Scripts added to a directory service take effect: a directory with only start and stop.
     const dir = join(c.node('n1').services, '30-cache');
     mkdirSync(dir);
@@ -99,6 +106,7 @@ test('koi reconfigure and SIGHUP rescan at once (status_interval 30s)', async ()
     chmodSync(join(dir, 'start'), 0o755);
     process.kill(c.node('n1').proc!.pid!, 'SIGHUP');
     await c.waitFor('cache promoted after SIGHUP', (x) => servicesOf(x) === 'db:promoted web:promoted cache:promoted', 5000);
+    assert.ok(after(/services: .*: added cache/), 'the rescan came with the SIGHUP reload');
     assert.deepEqual(events(c, 'cache'), ['cache start begin', 'cache start end 0'], 'no promote script: nothing else ran');
     // A rename keeps the service but moves its priority; a stop script added meanwhile is used.
     renameSync(dir, join(c.node('n1').services, '05-cache'));

@@ -50,11 +50,11 @@ test('runner states and KOI_IS_PROMOTED in scripts, status 91, SIGKILL after the
     // n2 checks its services rarely: the disabled file must still be seen within 5 s.
     setConf(c.node('n2').conf, 'status_interval', '60s');
 
-    // Alone, n3 has no leader to follow: its services run, it is Live.
+    // Alone, n3 has no leader to follow: its services run, it is Disconnected (the original's name).
     c.startNode('n3');
-    await until('n3 live', () => envLines(c).some((e) => e.node === 'n3' && e.event === 'status' && e.state === 'Live'), 15_000);
+    await until('n3 disconnected', () => envLines(c).some((e) => e.node === 'n3' && e.event === 'status' && e.state === 'Disconnected'), 15_000);
     const start3 = envLines(c).find((e) => e.node === 'n3' && e.event === 'start')!;
-    assert.deepEqual([start3.state, start3.promoted], ['Stopped', '0'], 'start runs on a stopped runner, not promoted');
+    assert.deepEqual([start3.state, start3.promoted], ['Disconnected', '0'], 'start runs before any leader is heard, not promoted');
     c.startNode('n1');
     c.startNode('n2');
     let s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.reachable && (n.state === 'slave' || n.state === 'master')), 15_000);
