@@ -20,7 +20,7 @@ import type {
 } from './types';
 import { assertNever, STATUS_MASTER, STATUS_STOPPED } from './types';
 import type { ServiceRt, ServiceTarget } from './services';
-import { abandonScript, allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, serviceReport } from './services';
+import { abandonScript, allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, promotableService, serviceReport } from './services';
 
 interface RunRecord {
   runId: number;
@@ -298,6 +298,15 @@ export class Runner {
     this.following = true;
     this.designated = hb.master === this.name;
     this.master = hb.master;
+    if (!this.designated) {
+      // The leader has seen a service's death (or did not make us master):
+      // it no longer stands in the way of being chosen.
+      for (const s of this.services) {
+        if (!s.died) continue;
+        s.died = false;
+        this.changes++;
+      }
+    }
     this.masterEpoch = hb.masterEpoch;
     if (this.designated && hb.grant !== null && hb.grant.incarnation === this.incarnation) {
       // The leader frees the role by its own timings: never outlast them.
@@ -386,7 +395,9 @@ export class Runner {
       !this.services.some((s) => s.disabled) &&
       !this.unreconciled() &&
       allStarted(this.services) &&
-      !this.services.some((s) => s.notPromotable) &&
+      this.services.every((s) => s.disabled || s.removed || promotableService(s)) &&
+      // (A master whose service died loses the role first.)
+      !this.services.some((s) => s.died) &&
       this.watchdog !== 'unavailable' &&
       !this.urgent
     );
@@ -418,7 +429,10 @@ export class Runner {
     if (this.urgent) return 'started';
     // A usable watchdog is armed before the first promote (the edge arms it
     // when watchdogDemand asks, and says so).
-    if (this.wantsRole(nowMs) && (this.holding() || (this.watchdog !== 'ready' && this.watchdog !== 'unavailable'))) return 'promoted';
+    // Holding begins only on a runner that is promotable now: a 93 (or a
+    // service not yet checked since its start) that came after the leader
+    // chose it drops the designation before any promote runs.
+    if (this.wantsRole(nowMs) && (this.holding() || (this.promotable() && this.watchdog !== 'ready' && this.watchdog !== 'unavailable'))) return 'promoted';
     return 'started';
   }
 
@@ -706,6 +720,9 @@ export class Runner {
     this.changes++;
     const justFailed = finishScript(s, exitCode, signal);
     s.nextStatusMs = nowMs + this.params.statusIntervalMs;
+    // A service just started (or demoted, with no status since its start
+    // that said it is ready) is asked at once: it is not promotable before.
+    if ((event === 'start' || event === 'demote') && s.state === 'started' && !s.ready) s.nextStatusMs = nowMs;
     if (!wasHolding && s.holding && event === 'status') {
       // A status just told us the service is master (left over, or promoted by
       // hand): the demote that follows gets its full time from now on.

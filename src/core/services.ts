@@ -32,6 +32,11 @@ export interface ServiceRt {
   failurePath: FailurePath;
   /** Last status exit was 93 (live but not promotable). */
   notPromotable: boolean;
+  /**
+   * A status said 0, 90 or 91 since the service was last started (or it has
+   * no status script): only then may it be promoted, or its runner chosen.
+   */
+  ready: boolean;
   disabled: boolean;
   /** A status that must run before any other script of this runner. */
   check: CheckReason | null;
@@ -43,7 +48,12 @@ export interface ServiceRt {
   demoteFirst: boolean;
   /** When the next periodic status is due (runner clock). */
   nextStatusMs: number;
-  /** Its last status said 92 while it ran (not a boot check): it died, until it is started again. */
+  /**
+   * A status said 92 while it ran (not a boot check): it died. Kept, even
+   * through its restart, until a heartbeat shows this runner is not the
+   * designated master (the leader moved the role, or never gave it), so the
+   * leader cannot miss it however fast the restart goes.
+   */
   died: boolean;
   /**
    * Its directory left the services folder: it goes down with the scripts
@@ -67,6 +77,7 @@ export function newService(def: ServiceDef, check: CheckReason | null = null): S
     holding: false,
     failurePath: 'none',
     notPromotable: false,
+    ready: false,
     disabled: def.disabled ?? false,
     check,
     demoteFirst: false,
@@ -186,12 +197,19 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
       if (!blocked) out.push({ service: s, event });
     } else if (l < w && !goingDown) {
       const event: ScriptEvent = l === 0 ? 'start' : 'promote';
+      // Promoted only once a status since its start said it is ready (and not 93).
+      if (event === 'promote' && !promotableService(s)) continue;
       const ceiling = l + 1;
       const blocked = services.some((o) => o !== s && higher(s, o) && !leaving(o) && !atOrAbove(o, ceiling));
       if (!blocked) out.push({ service: s, event });
     }
   }
   return out;
+}
+
+/** Its status said it is ready since its last start, and not 93. */
+export function promotableService(s: ServiceRt): boolean {
+  return (s.ready || !hasScript(s, 'status')) && !s.notPromotable;
 }
 
 /** Started or promoted services whose periodic status is due and that are idle. */
@@ -227,7 +245,7 @@ export function beginScript(s: ServiceRt, event: ScriptEvent, runId: number): vo
   s.runId = runId;
   s.state = runningState(event, s);
   if (event === 'promote') s.holding = true;
-  if (event === 'start') s.died = false;
+  if (event === 'start') s.ready = false;
 }
 
 /**
@@ -372,6 +390,8 @@ function finishStatus(s: ServiceRt, exitCode: number | null, signal: string | nu
   s.check = null;
   const code = signal === null ? exitCode : null;
   if (code !== STATUS_NOT_PROMOTABLE) s.notPromotable = false;
+  if (code === 0 || code === STATUS_MASTER || code === STATUS_SLAVE) s.ready = true;
+  else if (code === STATUS_STOPPED) s.ready = false;
   if (reason === 'interrupted') {
     if (code === STATUS_NOT_PROMOTABLE) s.notPromotable = true;
     if (code === STATUS_STOPPED) {

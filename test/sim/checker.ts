@@ -32,10 +32,12 @@ interface SvcModel {
   bootCheck: boolean;
   /** Its directory left the services folder: it goes down in no order, and its failures fail nothing. */
   removed: boolean;
+  /** A status said 0, 90 or 91 since its last start: only then may it be promoted. */
+  ready: boolean;
 }
 
 function newSvcModel(priority: number | null, bootCheck = false): SvcModel {
-  return { priority, level: 0, busy: null, failing: false, disabled: false, promoting: 0, bootCheck, removed: false };
+  return { priority, level: 0, busy: null, failing: false, disabled: false, promoting: 0, bootCheck, removed: false, ready: false };
 }
 
 interface MachineModel {
@@ -356,6 +358,10 @@ export class Checker {
     const m = this.machine(node);
     const s = m.services.get(run.service)!;
     if (!failurePath && !run.urgent) this.checkOrder(atMs, node, m, run.service, s, run.event);
+    if (run.event === 'promote' && !s.ready && !s.removed) {
+      this.fail(atMs, 'order', `${node}: promote of ${run.service} before a status said it is ready since its start`);
+    }
+    if (run.event === 'start') s.ready = false;
     s.busy = run.event;
     // The failure sequence begins when koinode judged a script failed (not a
     // failure it ignored: in maintenance, a removed service, a boot check).
@@ -451,6 +457,8 @@ export class Checker {
       const code = signal === null ? exitCode : null;
       const boot = s.bootCheck;
       s.bootCheck = false;
+      if (code === 0 || code === 90 || code === 91) s.ready = true;
+      else if (code === 92) s.ready = false;
       if (code === 92) {
         // The service is dead: it holds nothing any more.
         s.level = 0;

@@ -44,6 +44,10 @@ function inheritedDesignation(trigger: 'promote' | 'failure', backLink: 'open' |
   w.crash('C');
   w.link('A', 'B').cut = true;
   if (backLink === 'cut') w.link('B', 'A').cut = true;
+  // A stays promotable (no random 93 from its status): the scenario needs it chosen.
+  const aReady = (node: string, req: { event: string; service: string }) =>
+    node === 'A' && req.event === 'status' && w.checker.level('A', req.service) > 0 ? { exitCode: 0 } : undefined;
+  w.decide = aReady;
   // Still in A's tenure: R stops being master, A designates itself, but only A holds that state.
   if (trigger === 'promote') {
     w.admin({ kind: 'promote', node: 'A' }, 'A');
@@ -54,7 +58,7 @@ function inheritedDesignation(trigger: 'promote' | 'failure', backLink: 'open' |
         failed = true;
         return { exitCode: 1, ms: 5 };
       }
-      return undefined;
+      return aReady(node, req);
     };
   }
   assert.ok(w.runUntilTrue(() => core('A').state.master === 'A', 700), 'A designated itself within its tenure');

@@ -46,7 +46,12 @@ test('status 92 of one of two services on the master: the role moves although th
   assert.ok(w.runUntilTrue(() => settled(w), 3000));
   const m = masterOf(w)!;
   let once = true;
-  w.decide = (node, req) => (node === m && req.service === 'db' && req.event === 'status' && once ? ((once = false), { exitCode: 92 }) : undefined);
+  // The others stay promotable (no random 93): somewhere for the role to go.
+  w.decide = (node, req) => {
+    if (req.event !== 'status') return undefined;
+    if (node === m && req.service === 'db' && once) return (once = false), { exitCode: 92 };
+    return node !== m && w.checker.level(node, req.service) > 0 ? { exitCode: 0 } : undefined;
+  };
   const t0 = w.nowMs;
   assert.ok(w.runUntilTrue(() => !once && settled(w) && masterOf(w) !== m, 6 * STATUS_INTERVAL), `the role left ${m}: ${masterOf(w)}`);
   assert.ok(eventsOf(w, 'master-revoked', t0).some((e) => e.ev.master === m), 'revoked');

@@ -53,7 +53,7 @@ test('not interrupted: the same boot status of 0 frees the runner at once (the r
   assert.deepEqual(h.step(), []);
 });
 
-test('interrupted and designated at once: demoted first, then promoted (its real state is unknown)', () => {
+test('interrupted and designated at once: demoted first, asked, then promoted (its real state is unknown)', () => {
   let runId = 0;
   const runner = new Runner('n2', simParams(), [{ name: 'db', priority: 10 }], 1, () => ++runId, 0, false, ['db']);
   const state = initialClusterState();
@@ -70,5 +70,7 @@ test('interrupted and designated at once: demoted first, then promoted (its real
   runner.onHeartbeat(0, { epoch: 1, seq: 1, master: 'n2', masterEpoch: 1, grant: { echoMs: 0, incarnation: 1 } }, state, true);
   step();
   step();
-  assert.deepEqual(events, ['status', 'demote', 'promote']);
+  step();
+  // Nothing said the service is ready since it was found: asked again before its promote.
+  assert.deepEqual(events, ['status', 'demote', 'status', 'promote']);
 });

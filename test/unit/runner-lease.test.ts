@@ -31,6 +31,7 @@ test('a runner that reported itself free promotes again only on a newer grant', 
   const h = harness();
   assert.deepEqual(h.step(92), ['status'], 'boot: status first');
   assert.deepEqual(h.step(), ['start']);
+  assert.deepEqual(h.step(), ['status'], 'asked at once after its start: promotable only then');
   h.heartbeat(1, 'n2', true);
   assert.deepEqual(h.step(), ['promote'], 'designated and granted: promote');
   h.advance(10);
@@ -54,6 +55,7 @@ test('a grant in the heartbeat whose ack reports free still counts', () => {
   const h = harness();
   h.step(92);
   h.step();
+  h.step(); // the status after the start
   h.heartbeat(7, 'n2', true);
   h.runner.reportedFree(7);
   assert.deepEqual(h.step(), ['promote']);
@@ -87,6 +89,7 @@ for (const event of ['status', 'promote'] as const) {
     const { runner, p, state, tick, finishAll } = h;
     finishAll(tick(), 92); // boot status: stopped
     finishAll(tick(), 0); // start
+    finishAll(tick(), 0); // the status after it
     runner.onHeartbeat(h.now, { epoch: 1, seq: 1, master: 'n2', masterEpoch: 1, grant: { echoMs: h.now, incarnation: 1 } }, state, true);
     let running = tick();
     if (event === 'status') {
@@ -139,3 +142,29 @@ for (const [why, event] of [['koi stop', 'start'], ['koi stop', 'status'], ['shu
     assert.equal(r.state, 'stopped');
   });
 }
+
+test('a designation is dropped before any promote when a service says 93 after the leader chose the runner', () => {
+  let runId = 0;
+  const runner = new Runner('n2', simParams(), [{ name: 'vip', priority: 10 }, { name: 'db', priority: 20 }], 1, () => ++runId, 0, false);
+  const state = initialClusterState();
+  const ran: string[] = [];
+  const step = (answer: (r: { service: string; event: string }) => number) => {
+    const out: RunnerOutput = { runs: [], signals: [], events: [] };
+    runner.tick(0, out);
+    for (const r of out.runs) {
+      ran.push(`${r.service}:${r.event}`);
+      runner.scriptDone(0, r.runId, answer(r), null, [], 1, out);
+    }
+  };
+  step(() => 92); // boot: both down
+  step(() => 0); // start vip
+  step(() => 0); // vip's status, start db
+  step((r) => (r.service === 'db' && r.event === 'status' ? 93 : 0)); // db: live but not promotable
+  assert.equal(runner.report(0).promotable, false);
+  ran.length = 0;
+  // The leader's designation (made on an older report) arrives now.
+  runner.onHeartbeat(0, { epoch: 1, seq: 1, master: 'n2', masterEpoch: 1, grant: { echoMs: 0, incarnation: 1 } }, state, true);
+  step(() => 0);
+  assert.deepEqual(ran.filter((x) => x.endsWith(':promote')), [], 'not even vip is promoted');
+  assert.equal(runner.report(0).holding, false);
+});

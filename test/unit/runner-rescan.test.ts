@@ -11,6 +11,16 @@ import type { ClusterState, RunRequest, ServiceDef } from '../../src/core/types'
 import { simParams } from '../sim/run-seed';
 
 const DB: ServiceDef = { name: 'db', priority: 10 };
+
+/** Status says 92 until the service has been started, then 0; every other script succeeds. */
+function downUntilStarted(): (r: RunRequest) => number {
+  const started = new Set<string>();
+  return (r) => {
+    if (r.event === 'start') started.add(r.service);
+    if (r.event === 'stop') started.delete(r.service);
+    return r.event === 'status' && !started.has(r.service) ? 92 : 0;
+  };
+}
 const WEB: ServiceDef = { name: 'web', priority: 20 };
 
 /** A runner driven by hand: scripts answer what `answer` says (default 0; boot status 92). */
@@ -50,8 +60,8 @@ function harness(defs: ServiceDef[]) {
       runner.onHeartbeat(h.now, { epoch: 1, seq, master, masterEpoch: 1, grant: master === 'n2' ? { echoMs: h.now, incarnation: 1 } : null }, state, true);
     },
   };
-  // Boot: every status says stopped, then the starts run.
-  h.answer = (r) => (r.event === 'status' ? 92 : 0);
+  // Boot: every status says stopped, then the starts run (and the status after each).
+  h.answer = downUntilStarted();
   h.settle();
   h.answer = () => 0;
   h.log = [];
@@ -67,10 +77,10 @@ test('a service added to a slave is asked first, then started, and nothing else 
   h.heartbeat('n1');
   h.settle();
   h.log = [];
-  h.answer = (r) => (r.event === 'status' ? 92 : 0);
+  h.answer = downUntilStarted();
   h.runner.setServices([DB, WEB]);
   h.settle();
-  assert.deepEqual(h.log, ['db:status', 'db:start'], 'web is not touched');
+  assert.deepEqual(h.log, ['db:status', 'db:start', 'db:status'], 'web is not touched');
   assert.deepEqual(names(h), ['db:started', 'web:started']);
   assert.equal(h.runner.report(h.now).promotable, true);
 });
@@ -89,7 +99,7 @@ test('a service added to the master is started and promoted; the master keeps it
   h.settle();
   assert.deepEqual(names(h), ['web:promoted']);
   h.log = [];
-  h.answer = (r) => (r.event === 'status' ? 92 : 0);
+  h.answer = downUntilStarted();
   h.runner.setServices([DB, WEB]);
   const out = h.tick();
   assert.deepEqual(out.runs.map((r) => `${r.service}:${r.event}`), ['db:status']);
@@ -102,7 +112,7 @@ test('a service added to the master is started and promoted; the master keeps it
   }
   h.heartbeat('n2');
   h.settle();
-  assert.deepEqual(h.log, ['db:status', 'db:start', 'db:promote'], 'web is neither demoted nor restarted');
+  assert.deepEqual(h.log, ['db:status', 'db:start', 'db:status', 'db:promote'], 'web is neither demoted nor restarted');
   assert.deepEqual(names(h), ['db:promoted', 'web:promoted']);
 });
 
@@ -194,8 +204,8 @@ test('maintenance freezes a running script: no time limit, and its failure is no
   h.log = [];
   h.answer = () => 0;
   h.settle();
-  // (web's start failed in maintenance: not judged, tried again.)
-  assert.deepEqual(h.log, ['db:status', 'web:start']);
+  // (web's start failed in maintenance: not judged, tried again, then asked.)
+  assert.deepEqual(h.log, ['db:status', 'web:start', 'web:status']);
   assert.equal(h.runner.report(h.now).failed, false);
 });
 

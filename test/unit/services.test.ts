@@ -21,6 +21,8 @@ function drive(ss: ServiceRt[], target: 'stopped' | 'started' | 'promoted'): str
     let id = 1;
     for (const r of step) beginScript(r.service, r.event, id++);
     for (const r of step) finishScript(r.service, 0, null);
+    // As if the status that follows every start said ready (tested on its own below).
+    for (const r of step) if (r.event === 'start') r.service.ready = true;
   }
   throw new Error('planner did not settle');
 }
@@ -66,4 +68,29 @@ test('a failing script runs failed, then stop, and ends failed; others wait for 
 
 test('an empty service list is trivially settled', () => {
   assert.deepEqual(plan([], 'promoted', false), []);
+});
+
+test('a started service is promoted only after a status since its start said it is ready, and not while it says 93', () => {
+  const [s] = [newService({ name: 'db', priority: 10 })] as [ServiceRt];
+  beginScript(s, 'start', 1);
+  finishScript(s, 0, null);
+  assert.deepEqual(names(plan([s], 'promoted', false)), [], 'not checked since its start');
+  beginScript(s, 'status', 2);
+  finishScript(s, 93, null);
+  assert.deepEqual(names(plan([s], 'promoted', false)), [], '93: live but not promotable');
+  beginScript(s, 'status', 3);
+  finishScript(s, 0, null);
+  assert.deepEqual(names(plan([s], 'promoted', false)), ['db:promote']);
+  // Started again (after a 92): it must be asked again.
+  beginScript(s, 'status', 4);
+  finishScript(s, 92, null);
+  assert.deepEqual(names(plan([s], 'promoted', false)), ['db:start']);
+  beginScript(s, 'start', 5);
+  finishScript(s, 0, null);
+  assert.deepEqual(names(plan([s], 'promoted', false)), []);
+  // A service without a status script cannot be asked: started is ready.
+  const [n] = [newService({ name: 'null', priority: null, scripts: ['start'] })] as [ServiceRt];
+  beginScript(n, 'start', 6);
+  finishScript(n, 0, null);
+  assert.deepEqual(names(plan([n], 'promoted', false)), ['null:promote']);
 });
