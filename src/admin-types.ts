@@ -25,6 +25,8 @@ export interface ServiceJson {
   running: ScriptEvent | null;
   failed: boolean;
   disabled: boolean;
+  /** The KOI_SCORE its last status printed: how fresh its data is (null: none). */
+  score: number | null;
 }
 
 /** Node states in status output: the runner states plus `elector` and `other`. */

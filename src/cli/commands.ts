@@ -111,7 +111,7 @@ export async function status(ctx: Ctx, node: string | undefined): Promise<void> 
       n.reachable ? ago(n.lastSeenMs) : paint(o, 'red', ago(n.lastSeenMs)),
       String(n.failcount),
       versionCell(o, n.version),
-      n.services.map((s) => `${s.name}:${paint(o, stateColor(s.state), s.state)}${s.running ? `(${s.running})` : ''}${s.disabled ? '(disabled)' : ''}`).join(' ') || '-',
+      n.services.map((s) => `${s.name}:${paint(o, stateColor(s.state), s.state)}${s.running ? `(${s.running})` : ''}${s.disabled ? '(disabled)' : ''}${s.score !== null && s.score !== undefined ? `@${s.score}` : ''}`).join(' ') || '-',
     ]);
     const recovery = recoveryNote(o, n);
     if (recovery !== null) rows.push([recovery]);

@@ -47,6 +47,8 @@ export interface KoiConfig {
     autoRecover: number;
     autoRecoverWaitMs: number;
     failcountResetMs: number;
+    /** A runner whose KOI_SCORE is more than this behind the best known is not chosen (null: no limit). */
+    promoteMaxLag: number | null;
   };
   time: {
     heartbeatIntervalMs: number;
@@ -98,6 +100,7 @@ export function defaultConfig(): KoiConfig {
       autoRecover: 10,
       autoRecoverWaitMs: 10_000,
       failcountResetMs: 30 * 60_000,
+      promoteMaxLag: null,
     },
     time: {
       heartbeatIntervalMs: 200,

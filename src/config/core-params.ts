@@ -22,6 +22,7 @@ export function coreParams(c: KoiConfig, safetyMarginMs: number): CoreParams {
     autoRecover: c.service.autoRecover,
     autoRecoverWaitMs: c.service.autoRecoverWaitMs,
     failcountResetMs: c.service.failcountResetMs,
+    promoteMaxLag: c.service.promoteMaxLag,
     quorum: c.cluster.quorum,
     killGraceMs: 2000,
     takeoverSettleMs: 4 * c.time.leaderTimeoutMs,

@@ -100,6 +100,7 @@ const KEYS: Record<string, Record<string, Setter>> = {
     auto_recover: (c, raw) => (c.service.autoRecover = parseInteger(raw, 0, 1000)),
     auto_recover_wait: dur((c, ms) => (c.service.autoRecoverWaitMs = ms)),
     failcount_reset: dur((c, ms) => (c.service.failcountResetMs = ms)),
+    promote_max_lag: (c, raw) => (c.service.promoteMaxLag = parseInteger(raw, 0, Number.MAX_SAFE_INTEGER)),
   },
   time: {
     heartbeat_interval: dur((c, ms) => (c.time.heartbeatIntervalMs = ms)),

@@ -214,19 +214,70 @@ export function targetLost(ctx: MasterContext, name: NodeName): boolean {
   return presumedDown(ctx, name) || isStopped(ctx.state, name) || (r !== null && r.failed);
 }
 
+/** Services of a report ordered as they start: by priority, unprioritised last, then by name. */
+function serviceOrder(r: RunnerReport): { name: string; priority: number | null }[] {
+  return [...r.services].sort((a, b) => (a.priority ?? Infinity) - (b.priority ?? Infinity) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 /**
- * The best runner to promote: one that reports itself master, then one that
- * did not fail recently, then the longest uptime, then Bully rank.
+ * Which of two runners holds the fresher data, by the KOI_SCORE their
+ * services' statuses print: services are compared in start order, the first
+ * that differs decides, and a service without a score counts below any
+ * score. Negative: `a` is fresher.
+ */
+export function compareScores(a: RunnerReport, b: RunnerReport): number {
+  const order = serviceOrder({ ...a, services: [...a.services, ...b.services.filter((s) => !a.services.some((x) => x.name === s.name))] });
+  for (const { name } of order) {
+    const sa = a.services.find((s) => s.name === name)?.score ?? -1;
+    const sb = b.services.find((s) => s.name === name)?.score ?? -1;
+    if (sa !== sb) return sb - sa;
+  }
+  return 0;
+}
+
+/** The best score the leader knows of for each service, from any report it has (an unreachable node's last one too). */
+export function bestScores(ctx: MasterContext): Map<string, number> {
+  const best = new Map<string, number>();
+  for (const v of ctx.views.values()) {
+    for (const s of v.report?.services ?? []) {
+      if (s.score !== undefined && s.score > (best.get(s.name) ?? -1)) best.set(s.name, s.score);
+    }
+  }
+  return best;
+}
+
+/**
+ * How far `r` is behind the best known score of any service (0: not
+ * behind). A service that reports no score where another runner reports one
+ * is as far behind as that score.
+ */
+export function lagOf(r: RunnerReport, best: ReadonlyMap<string, number>): number {
+  let lag = 0;
+  for (const [name, top] of best) lag = Math.max(lag, top - (r.services.find((s) => s.name === name)?.score ?? 0));
+  return lag;
+}
+
+/**
+ * The best runner to promote: the freshest data (KOI_SCORE), then one that
+ * reports itself master, then one that did not fail recently, then the
+ * longest uptime, then Bully rank. With `promote_max_lag`, a runner further
+ * behind the best known score than that is not chosen (`koi promote` may
+ * still pick it).
  */
 export function chooseMaster(ctx: MasterContext): NodeName | null {
   const cands: { name: NodeName; r: RunnerReport; peer: PeerInfo }[] = [];
+  const best = ctx.params.promoteMaxLag === null ? null : bestScores(ctx);
   for (const [name, peer] of ctx.peers) {
     if (!promotable(ctx, name)) continue;
-    cands.push({ name, r: ctx.views.get(name)!.report!, peer });
+    const r = ctx.views.get(name)!.report!;
+    if (best !== null && lagOf(r, best) > ctx.params.promoteMaxLag!) continue;
+    cands.push({ name, r, peer });
   }
   if (cands.length === 0) return null;
   const recent = (r: RunnerReport) => r.lastFailureAgoMs !== null && r.lastFailureAgoMs < ctx.params.failurePromotionTimeoutMs;
   cands.sort((a, b) => {
+    const fresher = compareScores(a.r, b.r);
+    if (fresher !== 0) return fresher;
     if (a.r.holding !== b.r.holding) return a.r.holding ? -1 : 1;
     if (recent(a.r) !== recent(b.r)) return recent(a.r) ? 1 : -1;
     if (a.r.uptimeMs !== b.r.uptimeMs) return b.r.uptimeMs - a.r.uptimeMs;

@@ -241,7 +241,7 @@ export class KoiNode {
         break;
       case 'script-done': {
         const o = this.runnerOut();
-        this.runner?.scriptDone(this.nowMs, input.runId, input.exitCode, input.signal, input.output, input.wallMs, o);
+        this.runner?.scriptDone(this.nowMs, input.runId, input.exitCode, input.signal, input.output, input.wallMs, o, input.score ?? null);
         this.runnerTick();
         break;
       }

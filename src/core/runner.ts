@@ -18,7 +18,7 @@ import type {
   WatchdogDemand,
   WatchdogState,
 } from './types';
-import { assertNever, STATUS_MASTER, STATUS_STOPPED } from './types';
+import { assertNever, STATUS_MASTER, STATUS_NOT_PROMOTABLE, STATUS_SLAVE, STATUS_STOPPED } from './types';
 import type { ServiceRt, ServiceTarget } from './services';
 import { abandonScript, allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, promotableService, serviceReport } from './services';
 
@@ -684,6 +684,7 @@ export class Runner {
     output: string[],
     wallMs: number,
     out: RunnerOutput,
+    score: number | null = null,
   ): boolean {
     const r = this.runs.get(runId);
     if (r === undefined) return false;
@@ -703,7 +704,21 @@ export class Runner {
       return true;
     }
     this.applyEnd(nowMs, r.service, r.event, exitCode, signal, output, wallMs, out);
+    if (r.event === 'status' || r.event === 'stop') this.noteScore(r.service, r.event, exitCode, signal, score);
     return true;
+  }
+
+  /**
+   * A status that says the service runs (0, 90, 91, 93) gives its score (or
+   * says it has none); anything else, or a stop, leaves it without one.
+   */
+  private noteScore(s: ServiceRt, event: ScriptEvent, exitCode: number | null, signal: string | null, score: number | null): void {
+    const runs = event === 'status' && signal === null && [0, STATUS_MASTER, STATUS_SLAVE, STATUS_NOT_PROMOTABLE].includes(exitCode ?? -1);
+    const next = runs ? score : null;
+    if (next !== s.score) {
+      s.score = next;
+      this.changes++;
+    }
   }
 
   private applyEnd(

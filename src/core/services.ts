@@ -55,6 +55,8 @@ export interface ServiceRt {
    * leader cannot miss it however fast the restart goes.
    */
   died: boolean;
+  /** The KOI_SCORE its last good status printed (null: none). */
+  score: number | null;
   /**
    * Its directory left the services folder: it goes down with the scripts
    * known of it (a failure of them fails nothing) and is forgotten once
@@ -83,6 +85,7 @@ export function newService(def: ServiceDef, check: CheckReason | null = null): S
     demoteFirst: false,
     nextStatusMs: Infinity,
     died: false,
+    score: null,
     removed: false,
   };
 }
@@ -461,5 +464,6 @@ export function serviceReport(s: ServiceRt): ServiceReport {
     notPromotable: s.notPromotable,
     disabled: s.disabled,
     ...(s.died ? { died: true } : {}),
+    ...(s.score !== null ? { score: s.score } : {}),
   };
 }

@@ -68,6 +68,8 @@ export interface CoreParams {
   autoRecover: number;
   autoRecoverWaitMs: number;
   failcountResetMs: number;
+  /** A runner whose score is more than this behind the best known is not chosen automatically (null: no limit). */
+  promoteMaxLag: number | null;
   /** Electors (self included) a leader must reach. */
   quorum: number;
   /** Time between SIGTERM and SIGKILL for a script past its limit. */
@@ -147,11 +149,16 @@ export interface ServiceReport {
   notPromotable: boolean;
   disabled: boolean;
   /**
-   * Its last status said 92 (stopped) while it was running, not at a boot
-   * check: the service died, until it is started again. Absent: false (and
-   * from nodes of protocol 1.0).
+   * A status said 92 (stopped) while it was running, not at a boot check:
+   * the service died; kept until a heartbeat shows the runner is not the
+   * designated master. Absent: false (and from nodes of protocol 1.0).
    */
   died?: boolean;
+  /**
+   * The `KOI_SCORE=<n>` line its last status printed: how fresh its copy of
+   * the data is (higher is fresher). Absent: none printed (or protocol < 1.2).
+   */
+  score?: number;
 }
 
 /** What a runner tells the leader in every heartbeat reply. */
@@ -375,6 +382,8 @@ export type Input =
       signal: string | null;
       output: string[];
       wallMs: number;
+      /** A status printed `KOI_SCORE=<n>` (the last such line). */
+      score?: number | null;
     }
   | { kind: 'fence-done'; fenceId: number; ok: boolean }
   | { kind: 'service-disabled'; service: string; disabled: boolean }

@@ -286,7 +286,14 @@ export class Daemon {
       epoch: st.cluster.epoch,
       master: st.cluster.master,
       maintenance: st.cluster.maintenance,
-      nodes: st.nodes.map((n) => ({ name: n.name, address: n.address, reachable: n.reachable, runner: n.runner, state: n.state })),
+      nodes: st.nodes.map((n) => ({
+        name: n.name,
+        address: n.address,
+        reachable: n.reachable,
+        runner: n.runner,
+        state: n.state,
+        scores: n.services.filter((s) => s.score !== null).map((s) => ({ service: s.name, score: s.score! })),
+      })),
     };
     const events = diffViews(this.handlerView, view);
     this.handlerView = view;
@@ -410,7 +417,15 @@ export class Daemon {
     this.journal.spawned(run.runId, this.executor.pidOf(run.runId));
   }
 
+  /** KOI_SCORE lines of running status scripts, by run (the last one counts). */
+  private readonly scores = new Map<number, number>();
+
   private scriptLine(job: ScriptJob, line: string, stream: 'stdout' | 'stderr', background = false): void {
+    if (job.event === 'status' && !background && stream === 'stdout') {
+      const score = parseScore(line);
+      if (score === 'bad') this.log.warn('scripts', `${job.service.def.name}/status: ignoring "${line.slice(0, 80)}" — KOI_SCORE must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`);
+      else if (score !== null) this.scores.set(job.id, score);
+    }
     if (background) this.log.info('script', `(background of ${job.service.def.name}/${job.event}) ${line}`, { service: job.service.def.name, event: job.event, stream, background: true });
     else this.log.info('script', line, { service: job.service.def.name, event: job.event, stream });
   }
@@ -420,6 +435,8 @@ export class Daemon {
     // the last scan: the core hears of the removal first, so that is no failure.
     if (r.exitCode === 127 && !existsSync(job.service.path)) this.rescan();
     this.jobs.delete(job.id);
+    const score = this.scores.get(job.id) ?? null;
+    this.scores.delete(job.id);
     this.journal.end(job.id);
     const ok = r.exitCode === 0 && r.signal === null;
     const failedStatus = job.event === 'status' && !(r.signal === null && [0, 90, 91, 92, 93].includes(r.exitCode ?? -1));
@@ -428,7 +445,7 @@ export class Daemon {
     const msg = `${job.service.def.name}/${job.event} ${how} after ${r.durationMs}ms`;
     if (ok || job.event === 'status') this.log.debug('scripts', msg);
     else this.log.warn('scripts', msg);
-    this.step({ kind: 'script-done', runId: job.id, exitCode: r.exitCode, signal: r.signal, output: r.tail, wallMs: Date.now() });
+    this.step({ kind: 'script-done', runId: job.id, exitCode: r.exitCode, signal: r.signal, output: r.tail, wallMs: Date.now(), score });
   }
 
   /**
@@ -654,4 +671,14 @@ function systemdWatchdogIntervalMs(): number {
   if (process.env.NOTIFY_SOCKET === undefined || !Number.isFinite(usec) || usec <= 0) return 0;
   if (pid !== undefined && pid !== '' && Number(pid) !== process.pid) return 0;
   return Math.max(TICK_MS, usec / 1000 / 2);
+}
+
+/** A status script's `KOI_SCORE=<n>` line: the number, 'bad' when malformed, null for any other line. */
+export function parseScore(line: string): number | 'bad' | null {
+  const m = /^\s*KOI_SCORE=(.*)$/.exec(line);
+  if (m === null) return null;
+  const v = m[1]!.trim();
+  if (!/^\d{1,16}$/.test(v)) return 'bad';
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : 'bad';
 }

@@ -6,7 +6,7 @@ import { formatHostPort } from '../config/values';
 import type { NodeJson, NodeStateJson, ServiceJson, StatusJson } from '../admin-types';
 
 function serviceJson(s: ServiceReport): ServiceJson {
-  return { name: s.name, priority: s.priority, state: s.state, running: s.running, failed: s.failed, disabled: s.disabled };
+  return { name: s.name, priority: s.priority, state: s.state, running: s.running, failed: s.failed, disabled: s.disabled, score: s.score ?? null };
 }
 
 function nodeState(elector: boolean, runner: boolean, reachable: boolean, r: RunnerReport | null): NodeStateJson {

@@ -15,7 +15,7 @@ import { assertNever } from '../core/types';
 import { ignoredName, isExecutable } from '../scripts/discovery';
 import { Executor, type ExecutorOptions, type ScriptResult } from '../scripts/executor';
 import type { ClusterView, HandlerEvent } from './events';
-import { upNodes } from './events';
+import { scoresLine, upNodes } from './events';
 
 export const HANDLER_TIMEOUT_MS = 30_000;
 /** Between SIGTERM and SIGKILL. */
@@ -143,6 +143,7 @@ export class HandlerDispatcher {
           KOI_UP_NODES: up.map((n) => n.name).join(','),
           KOI_UP_ADDRESSES: up.map((n) => n.address).join(','),
           KOI_EPOCH: String(view.epoch),
+          KOI_SCORES: scoresLine(view),
         },
       });
     }

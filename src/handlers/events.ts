@@ -18,6 +18,8 @@ export interface ViewNode {
   reachable: boolean;
   runner: boolean;
   state: string;
+  /** The KOI_SCORE of each service that printed one (see docs/SERVICES.md). */
+  scores?: { service: string; score: number }[];
 }
 
 export interface ClusterView {
@@ -33,6 +35,14 @@ export interface HandlerEvent {
   /** The node the event is about (empty for cluster-wide events). */
   node: string;
   address: string;
+}
+
+/** `node:service=score` for every reachable runner's scored service, space separated. */
+export function scoresLine(v: ClusterView): string {
+  return v.nodes
+    .filter((n) => n.runner && n.reachable)
+    .flatMap((n) => (n.scores ?? []).map((s) => `${n.name}:${s.service}=${s.score}`))
+    .join(' ');
 }
 
 /** Runners whose services are healthy: the names a handler publishes. */

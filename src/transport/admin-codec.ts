@@ -102,7 +102,15 @@ const CODES = ['ok', 'refused', 'not-leader', 'unavailable', 'error'] as const;
 const NODE_STATES: readonly NodeStateJson[] = [...RUNNER_STATES, 'elector', 'other'];
 
 function serviceViewOut(s: ServiceJson): Record<string, unknown> {
-  return { name: s.name, ...some('priority', s.priority), state: enumName('SERVICE_STATE_', s.state), running: s.running === null ? 0 : enumName('SCRIPT_EVENT_', s.running), failed: s.failed, disabled: s.disabled };
+  return {
+    name: s.name,
+    ...some('priority', s.priority),
+    state: enumName('SERVICE_STATE_', s.state),
+    running: s.running === null ? 0 : enumName('SCRIPT_EVENT_', s.running),
+    failed: s.failed,
+    disabled: s.disabled,
+    ...some('score', s.score),
+  };
 }
 
 function serviceViewIn(x: unknown, what: string): ServiceJson {
@@ -114,6 +122,7 @@ function serviceViewIn(x: unknown, what: string): ServiceJson {
     running: o.running === 'SCRIPT_EVENT_UNSPECIFIED' ? null : enumWord(o.running, 'SCRIPT_EVENT_', SCRIPT_EVENTS, `${what}.running`),
     failed: bool(o.failed, `${what}.failed`),
     disabled: bool(o.disabled, `${what}.disabled`),
+    score: nullable(optional(o.score, count, `${what}.score`)),
   };
 }
 

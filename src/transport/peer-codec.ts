@@ -85,6 +85,7 @@ function serviceOut(s: ServiceReport, minor: number): Record<string, unknown> {
     notPromotable: s.notPromotable,
     disabled: s.disabled,
     ...(minor >= 1 && s.died === true ? { died: true } : {}),
+    ...(minor >= 2 && s.score !== undefined ? { score: s.score } : {}),
   };
 }
 
@@ -255,6 +256,7 @@ function serviceIn(x: unknown, what: string): ServiceReport {
     notPromotable: bool(o.notPromotable, `${what}.not_promotable`),
     disabled: bool(o.disabled, `${what}.disabled`),
     ...(bool(o.died, `${what}.died`) ? { died: true } : {}),
+    ...(o.score !== undefined && o.score !== null ? { score: count(o.score, `${what}.score`) } : {}),
   };
 }
 

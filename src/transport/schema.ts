@@ -10,7 +10,7 @@ export const PROTO_PATH = join(__dirname, '..', '..', '..', 'proto', 'koi.proto'
 
 /** The protocol this build speaks: major 1, minors MIN_MINOR..MINOR. */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 1;
+export const PROTOCOL_MINOR = 2;
 /** The oldest minor accepted: the previous one, so a rolling upgrade works. */
 export const PROTOCOL_MIN_MINOR = 0;
 

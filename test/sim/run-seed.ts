@@ -34,6 +34,7 @@ export function simParams(over: Partial<CoreParams> = {}): CoreParams {
     takeoverSettleMs: 2000,
     safetyMarginMs: 50,
     fenceConfigured: false,
+    promoteMaxLag: null,
     ...over,
   };
 }

@@ -142,7 +142,7 @@ export class World {
   /** Every fence attempt started, in order. */
   readonly fenceLog: { atMs: number; by: NodeName; target: NodeName }[] = [];
   /** Scenario hook: force a script's outcome (undefined: the random model decides). */
-  decide?: (node: NodeName, req: RunRequest) => { exitCode: number | 'hang'; ms?: number } | undefined;
+  decide?: (node: NodeName, req: RunRequest) => { exitCode: number | 'hang'; ms?: number; score?: number } | undefined;
   /**
    * Every change from outside the cores (crash, restart, freeze, thaw, reload,
    * admin command, disabled file, network change), for the flap checker: a
@@ -689,7 +689,7 @@ export class World {
       n.runs.set(req.runId, run);
       this.log(`${name} run ${req.runId} ${req.service}/${req.event} [decided: ${forced.exitCode}]`);
       const code = forced.exitCode;
-      if (code !== 'hang') this.at(this.nowMs + (forced.ms ?? 20), () => this.endRun(n, run, code, null));
+      if (code !== 'hang') this.at(this.nowMs + (forced.ms ?? 20), () => this.endRun(n, run, code, null, forced.score ?? null));
       return;
     }
     const hang = this.rng.chance(m.hangP[req.event] ?? 0);
@@ -734,7 +734,7 @@ export class World {
     }
   }
 
-  private endRun(n: SimNode, run: SimRun, exitCode: number | null, signal: string | null): void {
+  private endRun(n: SimNode, run: SimRun, exitCode: number | null, signal: string | null, score: number | null = null): void {
     if (run.orphan === true) {
       if (run.done) return;
       run.done = true;
@@ -751,7 +751,7 @@ export class World {
     this.checker.runEnd(this.nowMs, n.peer.name, run.req.service, run.req.event, exitCode, signal, false, run.cut === true);
     const wallMs = Math.round(this.nowMs);
     this.input(n, run.incarnation, () =>
-      n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs }, this.clock(n.peer.name)),
+      n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs, score }, this.clock(n.peer.name)),
     );
   }
 

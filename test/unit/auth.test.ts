@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { Authenticator, HmacSha256 } from '../../src/transport/auth';
 import { AuthError } from '../../src/errors';
+import { PROTOCOL_MINOR } from '../../src/transport/schema';
 
 test('HmacSha256 gives what createHmac gives, for short, block-sized, long and non-ASCII keys', () => {
   for (const secret of ['k', 'chaos-secret-0123456789abcdef', 'x'.repeat(64), 'y'.repeat(65), 'ключ-🔑'.repeat(9)]) {
@@ -26,7 +27,7 @@ test('an envelope opens with the same secret and cluster, once, within the windo
   const env = a.seal(body);
   assert.equal(env.nonce.length, 12);
   assert.notDeepEqual(a.seal(body).nonce, a.seal(body).nonce, 'fresh nonces');
-  assert.deepEqual(b.open(env), { from: 'n1', body, minor: 1 });
+  assert.deepEqual(b.open(env), { from: 'n1', body, minor: PROTOCOL_MINOR });
   const reason = (f: () => unknown) => {
     try {
       f();

@@ -11,7 +11,7 @@ import type { ClusterState, FailureRecord, LeaseGrant, Message, RunnerReport, Se
 import { AuthError } from '../../src/errors';
 import { decodePeer, encodePeer, RUNNER_STATES, SCRIPT_EVENTS, SERVICE_STATES, WATCHDOG_STATES, type PeerPayload } from '../../src/transport/peer-codec';
 import { decodeAdminRequest, encodeAdminRequest } from '../../src/transport/admin-codec';
-import { bodyType, encodeBody } from '../../src/transport/schema';
+import { bodyType, encodeBody, PROTOCOL_MINOR } from '../../src/transport/schema';
 
 const KNOWN: ReadonlySet<string> = new Set(['n1', 'n2', 'n3']);
 const RUNS = Number(process.env.KOI_FC_RUNS ?? 400);
@@ -73,7 +73,9 @@ const service: fc.Arbitrary<ServiceReport> = fc.record({
   failed: fc.boolean(),
   notPromotable: fc.boolean(),
   disabled: fc.boolean(),
-});
+  died: fc.constant(true),
+  score: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+}, { requiredKeys: ['name', 'priority', 'state', 'running', 'failed', 'notPromotable', 'disabled'] });
 
 /** failcount is a uint32 on the wire (see the test of larger values below). */
 const report = (failcount: fc.Arbitrary<number> = fc.nat({ max: 0xffff_ffff })): fc.Arbitrary<RunnerReport> =>
@@ -185,10 +187,13 @@ const payload: fc.Arbitrary<PeerPayload> = fc.oneof(
 );
 
 /** What a receiver of protocol minor 0 gets: no watchdog state in reports or hellos. */
-function asMinor0(p: PeerPayload): PeerPayload {
-  if (p.type === 'hello') return { ...p, extras: { ...p.extras, watchdogMode: '' } };
+/** What a receiver of an older minor gets: the fields added since left out. */
+function asMinor(p: PeerPayload, minor: number): PeerPayload {
+  if (p.type === 'hello') return minor >= 1 ? p : { ...p, extras: { ...p.extras, watchdogMode: '' } };
   if (p.msg.kind !== 'ack' || p.msg.report === null) return p;
-  const { watchdog: _w, ...report } = p.msg.report;
+  const { watchdog, ...rest } = p.msg.report;
+  const services = rest.services.map(({ died, score, ...s }) => ({ ...s, ...(minor >= 1 && died === true ? { died } : {}), ...(minor >= 2 && score !== undefined ? { score } : {}) }));
+  const report = { ...rest, ...(minor >= 1 && watchdog !== undefined ? { watchdog } : {}), services };
   return { type: 'msg', msg: { ...p.msg, report } };
 }
 
@@ -207,23 +212,25 @@ function decodeOrAuthError(body: Buffer): PeerPayload | null {
 
 // ---- properties ------------------------------------------------------------------------
 
-test('every valid core Message and hello survives encodePeer → decodePeer unchanged (minor 1)', () => {
+test(`every valid core Message and hello survives encodePeer → decodePeer unchanged (minor ${PROTOCOL_MINOR})`, () => {
   fc.assert(
     fc.property(payload, (p) => {
-      assert.deepStrictEqual(decodePeer(encodePeer(p, 1), KNOWN), p);
+      assert.deepStrictEqual(decodePeer(encodePeer(p, PROTOCOL_MINOR), KNOWN), p);
     }),
     { numRuns: RUNS },
   );
 });
 
-test('written for a minor-0 receiver, the same values come back without what 1.1 added', () => {
-  fc.assert(
-    fc.property(payload, (p) => {
-      assert.deepStrictEqual(decodePeer(encodePeer(p, 0), KNOWN), asMinor0(p));
-    }),
-    { numRuns: RUNS },
-  );
-});
+for (let minor = 0; minor < PROTOCOL_MINOR; minor++) {
+  test(`written for a minor-${minor} receiver, the same values come back without what later minors added`, () => {
+    fc.assert(
+      fc.property(payload, (p) => {
+        assert.deepStrictEqual(decodePeer(encodePeer(p, minor), KNOWN), asMinor(p, minor));
+      }),
+      { numRuns: RUNS },
+    );
+  });
+}
 
 test('decodePeer throws nothing but AuthError on random bytes', () => {
   fc.assert(
