@@ -56,6 +56,12 @@ export interface NodeSetup {
    * each counts as promoted until its status says stopped or a demote ran.
    */
   interrupted?: string[];
+  /**
+   * Services an earlier koinode had seen leave the folder and had not
+   * forgotten yet (they may still run, even as master): each is asked and
+   * taken down as a removed service.
+   */
+  removed?: ServiceDef[];
 }
 
 interface Campaign {
@@ -211,7 +217,7 @@ export class KoiNode {
       });
     }
     this.runner = self.runner
-      ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++, setup.nowMs, this.state.maintenance, setup.interrupted)
+      ? new Runner(setup.self, p, setup.services, setup.incarnation, () => this.nextRunId++, setup.nowMs, this.state.maintenance, setup.interrupted, setup.removed)
       : null;
     // Peers not heard from yet may be electors: count them, as the default quorum does.
     const electors = this.possibleElectors();
@@ -241,7 +247,7 @@ export class KoiNode {
         break;
       case 'script-done': {
         const o = this.runnerOut();
-        this.runner?.scriptDone(this.nowMs, input.runId, input.exitCode, input.signal, input.output, input.wallMs, o, input.score ?? null);
+        this.runner?.scriptDone(this.nowMs, input.runId, input.exitCode, input.signal, input.output, input.wallMs, o, input.score ?? null, input.vanished === true);
         this.runnerTick();
         break;
       }

@@ -20,7 +20,7 @@ import type {
 } from './types';
 import { assertNever, STATUS_MASTER, STATUS_NOT_PROMOTABLE, STATUS_SLAVE, STATUS_STOPPED } from './types';
 import type { ServiceRt, ServiceTarget } from './services';
-import { abandonScript, allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, promotableService, serviceReport } from './services';
+import { abandonScript, allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, promotableService, serviceReport, unrunScript } from './services';
 
 interface RunRecord {
   runId: number;
@@ -77,6 +77,15 @@ export function watchdogTimeoutMs(p: Pick<CoreParams, 'masterLeaseMs' | 'demoteT
   const raw = Math.min((p.masterLeaseMs + p.demoteTimeoutMs - p.safetyMarginMs) / 3, (p.demoteTimeoutMs - p.safetyMarginMs) / 2);
   const ms = Math.floor(raw / stepMs) * stepMs;
   return ms >= stepMs ? ms : null;
+}
+
+/**
+ * A service that may still hold the role but that nothing more will be run
+ * for: settled below promoted (its demote or stop failed, or it was removed
+ * and its scripts are gone). It stops counting at the runner's hold bound.
+ */
+function stuckHolder(s: ServiceRt): boolean {
+  return s.holding && s.running === null && s.failurePath === 'none' && !s.stopNow && s.check === null && s.state !== 'promoted' && s.state !== 'promoting';
 }
 
 /** The automatic recovery wait doubles per failure up to this (docs/SERVICES.md). */
@@ -137,12 +146,18 @@ export class Runner {
     bootMs: number,
     maintenance: boolean,
     interrupted: readonly string[] = [],
+    removed: readonly ServiceDef[] = [],
   ) {
     // Services may still run from an earlier koinode: ask each one first.
     // Those whose scripts it left running while it may have held the role
     // (killed by this koinode's edge before we got here) count as promoted
     // unless their status says they are stopped.
     this.services = defs.map((d) => newService(d, interrupted.includes(d.name) ? 'interrupted' : 'boot'));
+    // Removed before the restart and not yet down: asked like the others, then taken down.
+    for (const d of removed) {
+      if (defs.some((x) => x.name === d.name)) continue;
+      this.services.push({ ...newService(d, interrupted.includes(d.name) ? 'interrupted' : 'boot'), removed: true });
+    }
     // Anything found promoted at boot must be let go within demote_timeout.
     this.leaseUntilMs = bootMs;
     this.maintenance = maintenance;
@@ -227,7 +242,15 @@ export class Runner {
         continue;
       }
       s.def = d;
-      s.removed = false;
+      if (s.removed) {
+        s.removed = false;
+        // Back after a script of it failed while it was out (it may still
+        // run as master, or not run at all): asked first, only a 92 believed.
+        if (s.holding && s.running === null && !s.stopNow && s.state !== 'promoted') {
+          s.state = 'stopped';
+          s.check = 'interrupted';
+        }
+      }
     }
     for (const s of this.services) if (!defs.some((d) => d.name === s.def.name)) s.removed = true;
     // Listed in the folder's order, as after a restart; removed ones last.
@@ -242,7 +265,7 @@ export class Runner {
       const s = this.services[i]!;
       // (Not while a boot, interrupted or resume check is pending: its state is unknown.)
       const known = s.check === null || s.check === 'added';
-      if (s.removed && known && s.running === null && s.failurePath === 'none' && !s.holding && (s.state === 'stopped' || s.state === 'failed')) {
+      if (s.removed && known && s.running === null && s.failurePath === 'none' && !s.stopNow && !s.holding && (s.state === 'stopped' || s.state === 'failed')) {
         this.services.splice(i, 1);
         this.changes++;
       }
@@ -471,7 +494,10 @@ export class Runner {
     if (this.lastFailureMs !== null && nowMs - this.lastFailureMs > p.failcountResetMs) this.failcount = 0;
 
     const holding = this.holding();
-    if (!holding) this.urgent = false;
+    // Urgency ends once everything that could let go has; a holder nothing
+    // more can be done for (its demote and stop failed: it waits for the
+    // hold bound) does not keep a renewed master from promoting again.
+    if (!holding || (this.leaseValid(nowMs) && this.services.every((s) => !s.holding || stuckHolder(s)))) this.urgent = false;
     if (this.maintenancePending && !holding) {
       this.maintenancePending = false;
       this.maintenance = true;
@@ -527,7 +553,7 @@ export class Runner {
   private releasePastBound(nowMs: number): void {
     if (nowMs < this.holdDeadlineMs()) return;
     for (const s of this.services) {
-      if (!s.holding || s.running !== null || s.failurePath !== 'none' || s.state === 'promoted' || s.state === 'promoting') continue;
+      if (!s.holding || s.running !== null || s.failurePath !== 'none' || s.stopNow || s.state === 'promoted' || s.state === 'promoting') continue;
       s.holding = false;
       this.changes++;
     }
@@ -685,10 +711,19 @@ export class Runner {
     wallMs: number,
     out: RunnerOutput,
     score: number | null = null,
+    vanished = false,
   ): boolean {
     const r = this.runs.get(runId);
     if (r === undefined) return false;
     this.runs.delete(runId);
+    if (vanished && !r.service.removed) {
+      // Its script was gone when spawned (renamed, removed since the last
+      // scan): it did not run, so it is no verdict; the planner runs it again.
+      unrunScript(r.service);
+      r.service.nextStatusMs = nowMs;
+      this.changes++;
+      return true;
+    }
     const ok = exitCode === 0 && signal === null;
     // Killed (or failed) because the lease ran out or the service is being
     // stopped, not because the service is broken: no failure. Maintenance
@@ -699,6 +734,10 @@ export class Runner {
     const frozen = this.maintenance && r.service.failurePath === 'none' && (check === null || check === 'resume');
     if ((r.cut === true || frozen) && !ok) {
       abandonScript(r.service, r.cut === true);
+      // A promote that failed in maintenance may have half happened: when
+      // maintenance ends, only a 92 is believed, else it is demoted first
+      // (and promoted again if this runner is still master).
+      if (frozen && r.cut !== true && r.event === 'promote') r.service.check = 'interrupted';
       r.service.nextStatusMs = nowMs + this.params.statusIntervalMs;
       this.changes++;
       return true;

@@ -57,6 +57,8 @@ export interface ServiceRt {
   died: boolean;
   /** The KOI_SCORE its last good status printed (null: none). */
   score: number | null;
+  /** A removed service whose demote failed: its stop runs at once, in no order (no failure). */
+  stopNow: boolean;
   /**
    * Its directory left the services folder: it goes down with the scripts
    * known of it (a failure of them fails nothing) and is forgotten once
@@ -86,6 +88,7 @@ export function newService(def: ServiceDef, check: CheckReason | null = null): S
     nextStatusMs: Infinity,
     died: false,
     score: null,
+    stopNow: false,
     removed: false,
   };
 }
@@ -133,7 +136,7 @@ function targetLevel(t: ServiceTarget): 0 | 1 | 2 {
 }
 
 function settled(s: ServiceRt): boolean {
-  return s.running === null && s.failurePath === 'none';
+  return s.running === null && s.failurePath === 'none' && !s.stopNow;
 }
 
 function atOrBelow(s: ServiceRt, l: number): boolean {
@@ -163,7 +166,7 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
   for (const s of services) {
     if (s.running !== null) continue;
     if (s.failurePath === 'run-failed') out.push({ service: s, event: 'failed' });
-    else if (s.failurePath === 'run-stop') out.push({ service: s, event: 'stop' });
+    else if (s.failurePath === 'run-stop' || s.stopNow) out.push({ service: s, event: 'stop' });
   }
   // A service found while running is asked alone; the others carry on.
   for (const s of services) if (s.check === 'added' && settled(s)) out.push({ service: s, event: 'status' });
@@ -249,6 +252,7 @@ export function beginScript(s: ServiceRt, event: ScriptEvent, runId: number): vo
   s.state = runningState(event, s);
   if (event === 'promote') s.holding = true;
   if (event === 'start') s.ready = false;
+  if (event === 'stop') s.stopNow = false;
 }
 
 /**
@@ -283,6 +287,41 @@ export function abandonScript(s: ServiceRt, startDone = true): void {
       return;
     case 'demote':
       s.state = 'promoted';
+      return;
+    case 'failed':
+      s.failurePath = 'run-stop';
+      return;
+    default:
+      assertNever(event);
+  }
+}
+
+/**
+ * A script that never ran: its file was gone when it was spawned (the
+ * service was renamed, or the script removed, since the last rescan). The
+ * service is where it was before, so the planner runs the event again
+ * (from the new path, or as a missing script). A promote keeps the holding
+ * it began (nothing proves the role is free).
+ */
+export function unrunScript(s: ServiceRt): void {
+  const event = s.running;
+  s.running = null;
+  s.runId = null;
+  switch (event) {
+    case null:
+    case 'status':
+      return;
+    case 'start':
+      s.state = 'stopped';
+      return;
+    case 'promote':
+      s.state = 'started';
+      return;
+    case 'demote':
+      s.state = 'promoted';
+      return;
+    case 'stop':
+      s.state = 'started';
       return;
     case 'failed':
       s.failurePath = 'run-stop';
@@ -365,7 +404,7 @@ function removedScriptFailed(s: ServiceRt, event: ScriptEvent): void {
       return;
     case 'demote':
       s.state = 'started';
-      s.failurePath = 'run-stop';
+      s.stopNow = true;
       return;
     case 'status':
       s.check = null;

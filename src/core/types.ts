@@ -384,6 +384,8 @@ export type Input =
       wallMs: number;
       /** A status printed `KOI_SCORE=<n>` (the last such line). */
       score?: number | null;
+      /** The script's file was gone when it was spawned: it did not run. */
+      vanished?: boolean;
     }
   | { kind: 'fence-done'; fenceId: number; ok: boolean }
   | { kind: 'service-disabled'; service: string; disabled: boolean }

@@ -4,6 +4,7 @@
 import { randomInt } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { KoiNode } from '../core/node';
 import type { CoreEvent, Message, PeerInfo, RunRequest } from '../core/types';
@@ -23,6 +24,7 @@ import { Executor, koiEnv, type ScriptJob } from '../scripts/executor';
 import { spawnFence } from '../scripts/fence';
 import { RateLimiter, type Log } from '../observe/logger';
 import { StateStore } from './state-store';
+import { ServicesStore } from './services-store';
 import { RunJournal } from './run-journal';
 import { Watchdog } from './watchdog';
 import { watchdogTimeoutMs } from '../core/runner';
@@ -73,6 +75,7 @@ export class Daemon {
   private readonly disabledSeen = new Map<string, boolean>();
   /** Services gone from the folder that the core may still be stopping. */
   private readonly removedServices = new Set<string>();
+  private readonly servicesStore: ServicesStore;
   private readonly jobs = new Map<number, { service: string; event: string }>();
   private readonly refusals = new RateLimiter(60_000);
   private timer: NodeJS.Timeout | null = null;
@@ -98,6 +101,7 @@ export class Daemon {
     this.log = opts.log;
     const c = this.config;
     this.store = new StateStore(c.node.stateDir);
+    this.servicesStore = new ServicesStore(c.node.stateDir);
     const persisted = this.store.load();
     // Its state file gone from a state_dir that had one, or the operator says so.
     const stateLost = opts.rejoin === true || (persisted === null && this.store.ranBefore());
@@ -119,6 +123,19 @@ export class Daemon {
         this.disabledSeen.set(s.def.name, s.def.disabled ?? false);
       }
       this.log.info('services', `${d.services.length} service(s) in ${c.service.folder}: ${d.services.map((s) => s.def.name).join(', ') || '(none)'}`);
+      // Known to an earlier koinode, gone from the folder since (or being
+      // taken down when it stopped): it may still run, so it is asked and
+      // taken down with the scripts known of it.
+      const kept = this.servicesStore.load();
+      if (kept.problem !== null) this.log.error('services', kept.problem);
+      for (const s of kept.services) {
+        if (this.services.has(s.def.name)) continue;
+        const path = s.realPath !== undefined && s.realPath !== s.path && existsSync(s.realPath) ? s.realPath : s.path;
+        this.services.set(s.def.name, { ...s, path });
+        this.removedServices.add(s.def.name);
+        this.log.warn('services', `${s.def.name} was a service before this start and is no longer in ${c.service.folder}: it is asked and taken down (${path})`);
+      }
+      this.saveServices();
     }
     // A predecessor killed while master: every service may still be promoted.
     const interrupted = left.wasHolding ? [...this.services.keys()] : left.interrupted;
@@ -140,6 +157,7 @@ export class Daemon {
       persisted,
       stateLost,
       interrupted,
+      removed: [...this.removedServices].map((n) => this.services.get(n)!.def),
     });
     this.watchdog = new Watchdog(c.node.runner ? c.node.watchdog : 'off', c.node.watchdogDevice, watchdogTimeoutMs(cp), {
       info: (m) => this.log.info('watchdog', m),
@@ -431,9 +449,12 @@ export class Daemon {
   }
 
   private scriptDone(job: ScriptJob, r: { exitCode: number | null; signal: string | null; tail: string[]; durationMs: number }): void {
-    // A script that could not run because its service left the folder since
-    // the last scan: the core hears of the removal first, so that is no failure.
-    if (r.exitCode === 127 && !existsSync(job.service.path)) this.rescan();
+    // A script that could not run because its file left the folder since the
+    // last scan (the service removed or renamed, the script removed): the
+    // core hears of the change first, and the run is no verdict.
+    const file = job.service.single ? job.service.path : join(job.service.path, job.event);
+    const vanished = r.exitCode === 127 && r.signal === null && !existsSync(file);
+    if (vanished) this.rescan();
     this.jobs.delete(job.id);
     const score = this.scores.get(job.id) ?? null;
     this.scores.delete(job.id);
@@ -445,7 +466,15 @@ export class Daemon {
     const msg = `${job.service.def.name}/${job.event} ${how} after ${r.durationMs}ms`;
     if (ok || job.event === 'status') this.log.debug('scripts', msg);
     else this.log.warn('scripts', msg);
-    this.step({ kind: 'script-done', runId: job.id, exitCode: r.exitCode, signal: r.signal, output: r.tail, wallMs: Date.now(), score });
+    this.step({ kind: 'script-done', runId: job.id, exitCode: r.exitCode, signal: r.signal, output: r.tail, wallMs: Date.now(), score, vanished });
+  }
+
+  private saveServices(): void {
+    try {
+      this.servicesStore.save([...this.services.values()]);
+    } catch (e) {
+      this.log.error('services', `cannot write the known services to ${this.config.node.stateDir}: ${(e as Error).message} — a koinode restarted now would not take down services removed meanwhile`);
+    }
   }
 
   /**
@@ -496,7 +525,10 @@ export class Daemon {
     // Forget what the core has forgotten.
     const known = new Set((this.core.runner?.services ?? []).map((s) => s.def.name));
     for (const name of this.removedServices) {
-      if (!known.has(name) && !found.has(name)) this.services.delete(name);
+      if (!known.has(name) && !found.has(name)) {
+        this.services.delete(name);
+        this.removedServices.delete(name);
+      }
     }
     if (added.length + changed.length + removed.length > 0) {
       for (const name of removed) {
@@ -518,6 +550,7 @@ export class Daemon {
       this.log.info('services', `${this.config.service.folder}: ${parts.join('; ')}`);
       this.step({ kind: 'services-found', services: d.services.map((s) => s.def) });
     }
+    this.saveServices();
     for (const s of d.services) {
       const now = isDisabled(s);
       if (this.disabledSeen.get(s.def.name) !== now) {

@@ -147,3 +147,50 @@ test('maintenance freezes a script that runs through it: not killed at its time 
     await c.stop();
   }
 });
+
+test('renaming a service back and forth between scans never fails the runner (a script that vanished did not run)', async () => {
+  const c = await TestCluster.start(ONE, { services: ['10-db', '30-cache'] });
+  try {
+    await c.waitFor('n1 master', (x) => c.settled(x), 8000);
+    const dir = c.node('n1').services;
+    // status_interval 1s: statuses spawn all the time; the 5 s rescan lags behind.
+    for (let i = 0; i < 8; i++) {
+      renameSync(join(dir, i % 2 === 0 ? '30-cache' : '05-cache'), join(dir, i % 2 === 0 ? '05-cache' : '30-cache'));
+      await new Promise((r) => setTimeout(r, 1370));
+    }
+    const s = await c.waitFor('settled', (x) => c.settled(x), 10_000);
+    assert.equal(s.cluster.master, 'n1');
+    assert.notEqual(s.nodes[0]!.state, 'failed');
+    assert.doesNotMatch(c.log('n1'), /runner: failed/);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('a service removed while koinode was down is taken down by the next koinode with the scripts known of it', async () => {
+  const c = await TestCluster.start(ONE, { services: ['10-db'] });
+  try {
+    await c.waitFor('n1 master', (x) => c.settled(x), 8000);
+    // web lives elsewhere; the folder holds a link to it.
+    const real = join(c.root, 'opt-web');
+    mkdirSync(real);
+    for (const ev of ['start', 'stop', 'status', 'promote', 'demote']) {
+      copyFileSync(RECORD, join(real, ev));
+      chmodSync(join(real, ev), 0o755);
+    }
+    symlinkSync(real, join(c.node('n1').services, '20-web'));
+    await c.waitFor('web promoted', (x) => servicesOf(x) === 'db:promoted web:promoted', 8000);
+    c.kill9('n1');
+    await until('n1 gone', () => !alive(c.node('n1').proc!.pid!), 5000);
+    rmSync(join(c.node('n1').services, '20-web'));
+    const mark = events(c, 'web').length;
+    c.startNode('n1');
+    // The master's koinode died holding the role: web counts as promoted, is demoted and stopped.
+    await until('web demoted and stopped by the next koinode', () => events(c, 'web').slice(mark).includes('web stop end 0'), 15_000);
+    assert.deepEqual(events(c, 'web').slice(mark), ['web demote begin', 'web demote end 0', 'web stop begin', 'web stop end 0']);
+    await c.waitFor('web forgotten, n1 master again', (x) => c.settled(x) && servicesOf(x) === 'db:promoted', 15_000);
+    assert.match(c.log('n1'), /web was a service before this start and is no longer in .*: it is asked and taken down/);
+  } finally {
+    await c.stop();
+  }
+});

@@ -230,14 +230,14 @@ export class Checker {
    * folder while koinode was down is unknown to it, and the operator who
    * removed it stops it by hand (docs/SERVICES.md says so).
    */
-  bootServices(node: NodeName, defs: readonly ServiceDef[]): void {
+  bootServices(node: NodeName, defs: readonly ServiceDef[], kept: readonly ServiceDef[] = []): void {
     const m = this.machine(node);
     for (const [name, s] of [...m.services]) {
-      // (An orphaned script of it may still run: it stays known, as removed.)
-      if (defs.some((d) => d.name === name) || s.busy !== null) continue;
+      // Known to the new koinode (its state_dir kept it), still running a
+      // script, or still holding the role: it stays in the model, as removed
+      // (the model follows the machine, not what koinode knows).
+      if (defs.some((d) => d.name === name) || kept.some((d) => d.name === name) || s.busy !== null || m.holding.has(name)) continue;
       m.services.delete(name);
-      m.holding.delete(name);
-      if (m.holding.size === 0) this.endHolding(m);
     }
     this.setServices(node, defs);
   }
@@ -327,7 +327,13 @@ export class Checker {
     if (episode && m.frozenArmed) return m.stopFailed ? 'stop-failed' : null;
     if (episode && !this.fenceConfigured) return 'frozen-no-fence';
     if (episode && m.fenceFailed) return 'frozen-fence-failed';
-    if (m.stopFailed) return 'stop-failed';
+    // A stop that failed proves nothing, so every leader frees the role by
+    // timing: excused once the last lease it saw plus its demote time has
+    // passed, not before. (Maintenance is left out of this bound: a runner
+    // still letting go when maintenance came never held in maintenance, and
+    // a leader that freed a maintenance holder by timing is caught by the
+    // maintenance scenarios.)
+    if (m.stopFailed && atMs >= m.leaseSeenMs + (m.demoteMs === Infinity ? this.demoteTimeoutMs : m.demoteMs)) return 'stop-failed';
     return null;
   }
 
@@ -519,7 +525,9 @@ export class Checker {
   }
 
   setDisabled(node: NodeName, service: string, disabled: boolean): void {
-    this.machine(node).services.get(service)!.disabled = disabled;
+    // (A service removed from that node's folder may be gone from the model.)
+    const s = this.machine(node).services.get(service);
+    if (s !== undefined) s.disabled = disabled;
   }
 
   private checkOrder(atMs: number, node: NodeName, m: MachineModel, name: string, s: SvcModel, event: ScriptEvent): void {

@@ -95,7 +95,7 @@ test('F1b: a removed service whose demote and stop failed, restored by the opera
   w.setServices(m, [VIP]);
   w.runFor(5000);
   w.decide = undefined;
-  assert.equal(svc(w, m, 'db')?.state, 'failed', 'db shows failed (holding) on the master');
+  assert.equal(svc(w, m, 'db')?.holding, true, 'db still counts as holding on the master (nothing proved it let go)');
   w.setServices(m, [VIP, DB]);
   w.runFor(3000);
   adminSync(w, { kind: 'recover', node: m });
@@ -158,8 +158,9 @@ test('F6 control: the same stall without the folder change heals', () => {
 // promoted on two machines. The simulator mirrors the daemon (world.restart)
 // and the checker drops db's holding in bootServices, so it reports nothing.
 // ---------------------------------------------------------------------------
-function killedWhileRemovedDemotes(): { w: World; m: string; other: string; t0: number } {
+function killedWhileRemovedDemotes(keepRemoved = true): { w: World; m: string; other: string; t0: number } {
   const { w, m, others } = start();
+  w.keepRemoved = keepRemoved;
   const other = others[0]!;
   const t0 = w.nowMs;
   w.decide = (node, req) => (node === m && req.service === 'db' && req.event === 'demote' ? { exitCode: 'hang' } : undefined);
@@ -172,7 +173,9 @@ function killedWhileRemovedDemotes(): { w: World; m: string; other: string; t0: 
   w.decide = undefined;
   w.runFor(1000);
   promoteWhenReady(w, other);
-  assert.ok(w.runUntilTrue(() => masterOf(w) === other && settled(w), 8000), 'the role moved');
+  // (Without the rule the old master's db never lets go: the cluster is not "settled", the checker says why.)
+  const moved = w.runUntilTrue(() => masterOf(w) === other && (settled(w) || !keepRemoved), 8000);
+  assert.ok(moved && (keepRemoved || w.runUntilTrue(() => w.checker.violations.length > 0, 3000)), 'the role moved');
   debug(w, 'F2');
   return { w, m, other, t0 };
 }
@@ -184,8 +187,8 @@ test('F2: a removed service whose demote was interrupted by a koinode kill is de
   assert.ok(letGo.length > 0, `db/promote on ${other} at ${promotedElsewhere}ms while db on ${m} was never demoted after its demote was killed (runs on ${m}: ${runsOf(w, m, t0).join(', ')})`);
 });
 
-test('F2, checker: the overlap of F2 (db promoted on two machines) is reported', () => {
-  const { w } = killedWhileRemovedDemotes();
+test('F2, rule removed (removed services not kept in state_dir): the checker reports db promoted on two machines', () => {
+  const { w } = killedWhileRemovedDemotes(false);
   assert.ok(
     w.checker.violations.some((v) => v.kind === 'two-masters'),
     'the checker forgot the removed db at the restart (bootServices) although its demote was killed: blind to the overlap',
@@ -286,7 +289,8 @@ for (const change of ['rename 30-cache to 05-cache', 'rm 30-cache/status'] as co
     w.decide = (node, req) => {
       if (node !== m || req.service !== 'cache' || req.event !== 'status' || spawned) return undefined;
       spawned = true;
-      return { exitCode: 127, ms: 1 };
+      // The daemon sees the script's file gone (spawn failed with ENOENT): vanished.
+      return { exitCode: 127, ms: 1, vanished: true };
     };
     assert.ok(w.runUntilTrue(() => spawned, 3000), 'a periodic status of cache spawned after the change');
     // daemon.scriptDone: exit 127 and the path gone -> rescan() first, then the script-done.

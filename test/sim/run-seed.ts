@@ -204,21 +204,41 @@ export function rescansOf(seed: number, opt: boolean | undefined): boolean {
 const EXTRA = 'extra';
 
 /**
- * The operator adds a service directory to one runner, or removes the one
- * added before; sometimes to every runner at once (a deployment).
+ * The operator changes services folders: adds a service directory to one
+ * runner (sometimes to every runner at once, a deployment) or removes the
+ * one added before; takes one of the cluster's services out of one runner's
+ * folder, or puts it back; renames one (another priority).
  */
 function applyRescan(w: World, rng: Rng, runners: NodeName[]): string {
-  const targets = rng.chance(0.3) ? runners : [rng.pick(runners)];
-  const priority = rng.pick([null, 5, 15, 25, 99]);
-  let what = 'rescan-add';
-  for (const r of targets) {
-    const now = w.servicesOf(r);
-    if (now.some((d) => d.name === EXTRA)) {
-      w.setServices(r, now.filter((d) => d.name !== EXTRA));
-      what = 'rescan-remove';
-    } else w.setServices(r, [...now, { name: EXTRA, priority }]);
+  const kind = rng.next();
+  const r = rng.pick(runners);
+  const now = w.servicesOf(r);
+  if (kind < 0.5) {
+    const targets = rng.chance(0.3) ? runners : [r];
+    const priority = rng.pick([null, 5, 15, 25, 99]);
+    let what = 'rescan-add';
+    for (const t of targets) {
+      const there = w.servicesOf(t);
+      if (there.some((d) => d.name === EXTRA)) {
+        w.setServices(t, there.filter((d) => d.name !== EXTRA));
+        what = 'rescan-remove';
+      } else w.setServices(t, [...there, { name: EXTRA, priority }]);
+    }
+    return what;
   }
-  return what;
+  const base = rng.pick(w.services);
+  if (kind < 0.8) {
+    if (now.some((d) => d.name === base.name)) {
+      w.setServices(r, now.filter((d) => d.name !== base.name));
+      return 'rescan-take-out';
+    }
+    w.setServices(r, [...now, base]);
+    return 'rescan-put-back';
+  }
+  if (!now.some((d) => d.name === base.name)) return 'none';
+  const priority = rng.pick([null, 5, 15, 25, 35]);
+  w.setServices(r, now.map((d) => (d.name === base.name ? { ...d, priority } : d)));
+  return 'rescan-rename';
 }
 
 /** The liveness class of `seed` (its own generator: the shape and the storm draw as without it). */
@@ -308,6 +328,15 @@ export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   w.healNetwork();
   // The rolling change is finished: every node has the cluster's timings again.
   for (const n of names) w.reload(n, { masterLeaseMs: shape.params.masterLeaseMs, demoteTimeoutMs: shape.params.demoteTimeoutMs });
+  // Every folder holds the cluster's services again (an added one may stay).
+  if (rescans) {
+    for (const r of runners) {
+      const extra = w.servicesOf(r).filter((d) => d.name === EXTRA);
+      const now = w.servicesOf(r);
+      const want = [...w.services, ...extra];
+      if (JSON.stringify(now) !== JSON.stringify(want)) w.setServices(r, want);
+    }
+  }
   w.scripts = { minMs: 5, maxMs: 80, failP: {}, hangP: {}, termDiesP: 0.7, crashP: 0 };
   for (const n of names) {
     w.thaw(n);

@@ -92,6 +92,8 @@ interface SimNode {
   killed: boolean;
   /** Its runner held the role when koinode was killed (koinode's holding.json). */
   heldAtKill: boolean;
+  /** Every service koinode knew when it last stopped, removed ones not yet forgotten included (state_dir/services.json). */
+  removedKept: ServiceDef[];
 }
 
 interface SimWatchdog {
@@ -142,7 +144,7 @@ export class World {
   /** Every fence attempt started, in order. */
   readonly fenceLog: { atMs: number; by: NodeName; target: NodeName }[] = [];
   /** Scenario hook: force a script's outcome (undefined: the random model decides). */
-  decide?: (node: NodeName, req: RunRequest) => { exitCode: number | 'hang'; ms?: number; score?: number } | undefined;
+  decide?: (node: NodeName, req: RunRequest) => { exitCode: number | 'hang'; ms?: number; score?: number; vanished?: boolean } | undefined;
   /**
    * Every change from outside the cores (crash, restart, freeze, thaw, reload,
    * admin command, disabled file, network change), for the flap checker: a
@@ -171,7 +173,7 @@ export class World {
     this.checker = new Checker(opts.services, opts.params.fenceConfigured, opts.safetyChecked ?? true, opts.params.demoteTimeoutMs);
     this.checker.electors = opts.peers.filter((p) => p.elector).map((p) => p.name);
     for (const p of opts.peers) {
-      this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [], wd: null, killed: false, heldAtKill: false });
+      this.nodes.set(p.name, { peer: p, core: null, frozen: false, incarnation: 0, persisted: null, runs: new Map(), deferred: [], wd: null, killed: false, heldAtKill: false, removedKept: [] });
     }
   }
 
@@ -285,7 +287,8 @@ export class World {
     this.disturb(`${name} boots`);
     this.checker.booted(name);
     const defs = this.servicesOf(name);
-    this.checker.bootServices(name, defs);
+    const kept = n.removedKept.filter((d) => !defs.some((x) => x.name === d.name));
+    this.checker.bootServices(name, defs, kept);
     for (const d of defs) this.checker.setDisabled(name, d.name, this.disabled.get(name)?.has(d.name) ?? false);
     n.core = new KoiNode({
       self: name,
@@ -293,6 +296,7 @@ export class World {
       peers: [...this.nodes.values()].map((x) => (x.peer.name === name ? this.helloOf(name) : { name: x.peer.name, elector: false, runner: false, priority: 0 })),
       params: this.paramsOf(name),
       services: defs.map((d) => ({ ...d, disabled: this.disabled.get(name)?.has(d.name) ?? false })),
+      removed: kept,
       incarnation: n.incarnation,
       nowMs: this.clock(name),
       persisted: n.persisted,
@@ -331,6 +335,7 @@ export class World {
     this.log(`${name}'s koinode is killed (${n.runs.size} scripts run on)`);
     this.disturb(`${name}'s koinode is killed`);
     n.heldAtKill = n.core.runner?.mayHold() ?? false;
+    n.removedKept = this.keepRemoved ? this.knownOf(n) : [];
     n.core = null;
     // Linux pings a watchdog closed without the magic character.
     const wd = n.wd;
@@ -364,6 +369,7 @@ export class World {
     if (n.core === null) return;
     this.log(`${name} crashes`);
     this.disturb(`${name} crashes`);
+    n.removedKept = this.keepRemoved ? this.knownOf(n) : [];
     n.core = null;
     n.frozen = false;
     n.deferred = [];
@@ -390,7 +396,8 @@ export class World {
         }
         interrupted = [...suspect];
       }
-      if (this.recordHolding && n.heldAtKill) interrupted = this.servicesOf(name).map((d) => d.name);
+      // (Like koinode: every service it knows, those kept as removed included.)
+      if (this.recordHolding && n.heldAtKill) interrupted = [...this.servicesOf(name), ...n.removedKept].map((d) => d.name);
       // After the reaping: the orphans' ends are not the new koinode's boot checks.
       this.checker.koinodeRestarted(this.nowMs, name);
     }
@@ -689,7 +696,7 @@ export class World {
       n.runs.set(req.runId, run);
       this.log(`${name} run ${req.runId} ${req.service}/${req.event} [decided: ${forced.exitCode}]`);
       const code = forced.exitCode;
-      if (code !== 'hang') this.at(this.nowMs + (forced.ms ?? 20), () => this.endRun(n, run, code, null, forced.score ?? null));
+      if (code !== 'hang') this.at(this.nowMs + (forced.ms ?? 20), () => this.endRun(n, run, code, null, forced.score ?? null, forced.vanished === true));
       return;
     }
     const hang = this.rng.chance(m.hangP[req.event] ?? 0);
@@ -734,7 +741,7 @@ export class World {
     }
   }
 
-  private endRun(n: SimNode, run: SimRun, exitCode: number | null, signal: string | null, score: number | null = null): void {
+  private endRun(n: SimNode, run: SimRun, exitCode: number | null, signal: string | null, score: number | null = null, vanished = false): void {
     if (run.orphan === true) {
       if (run.done) return;
       run.done = true;
@@ -751,7 +758,7 @@ export class World {
     this.checker.runEnd(this.nowMs, n.peer.name, run.req.service, run.req.event, exitCode, signal, false, run.cut === true);
     const wallMs = Math.round(this.nowMs);
     this.input(n, run.incarnation, () =>
-      n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs, score }, this.clock(n.peer.name)),
+      n.core!.step({ kind: 'script-done', runId: run.req.runId, exitCode, signal, output: [], wallMs, score, vanished }, this.clock(n.peer.name)),
     );
   }
 
@@ -789,6 +796,13 @@ export class World {
   }
 
   private readonly disabled = new Map<NodeName, Set<string>>();
+
+  /** koinode keeps the services it knows in state_dir (a scenario may turn it off to show why). */
+  keepRemoved = true;
+
+  private knownOf(n: SimNode): ServiceDef[] {
+    return (n.core?.runner?.services ?? []).map((s) => ({ name: s.def.name, priority: s.def.priority }));
+  }
 
   /** Services folders that differ from the cluster's list (a rescan changed them). */
   private readonly folders = new Map<NodeName, ServiceDef[]>();

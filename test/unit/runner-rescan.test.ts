@@ -129,7 +129,7 @@ test('a removed service goes down and is forgotten; a failing stop of it fails n
   assert.ok(!events.includes('runner-failed'), `no failure: ${events.join(', ')}`);
   // Its failed demote and stop proved nothing: the runner holds for it
   // until the role moves and the hold bound has passed, then forgets it.
-  assert.deepEqual(names(h), ['db:promoted', 'web:failed']);
+  assert.deepEqual(names(h), ['db:promoted', 'web:stopped']);
   const r = h.runner.report(h.now);
   assert.equal(r.failed, false);
   assert.equal(r.failcount, 0);
