@@ -724,7 +724,8 @@ export class Runner {
       this.changes++;
       return true;
     }
-    const ok = exitCode === 0 && signal === null;
+    // (A status that answered 90-93 said something true, cut short or not.)
+    const ok = (exitCode === 0 || (r.event === 'status' && exitCode !== null && exitCode >= STATUS_MASTER && exitCode <= STATUS_NOT_PROMOTABLE)) && signal === null;
     // Killed (or failed) because the lease ran out or the service is being
     // stopped, not because the service is broken: no failure. Maintenance
     // freezes judgement: a script that fails then is no verdict either, and

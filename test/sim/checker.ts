@@ -423,7 +423,9 @@ export class Checker {
   }
 
   runEnd(atMs: number, node: NodeName, service: string, event: ScriptEvent, exitCode: number | null, signal: string | null, orphan = false, cut = false): void {
-    if (cut && !(exitCode === 0 && signal === null) && (event === 'start' || event === 'promote' || event === 'status')) this.applyCut(node, service, event);
+    // (A status that answered 90-93 said something true, cut short or not.)
+    const answered = signal === null && (exitCode === 0 || (event === 'status' && exitCode !== null && exitCode >= 90 && exitCode <= 93));
+    if (cut && !answered && (event === 'start' || event === 'promote' || event === 'status')) this.applyCut(node, service, event);
     else this.applyEnd(node, service, event, exitCode, signal);
     const m = this.machine(node);
     // Nobody runs a failure sequence for a killed koinode's script.

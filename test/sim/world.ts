@@ -823,6 +823,8 @@ export class World {
     const n = this.nodes.get(node)!;
     this.input(n, n.incarnation, () => {
       this.checker.setServices(node, defs);
+      // (A disabled file may be in a directory put back.)
+      for (const d of defs) this.checker.setDisabled(node, d.name, this.disabled.get(node)?.has(d.name) ?? false);
       n.core!.step({ kind: 'services-found', services: defs.map((d) => ({ ...d, disabled: this.disabled.get(node)?.has(d.name) ?? false })) }, this.clock(node));
     });
   }
