@@ -1,0 +1,88 @@
+// The last liveness seeds of issue 18 ("never stuck, never flapping") and the
+// rules that settled them. Each rule has a scenario that passes with it and
+// a test that removes it and requires the simulator to notice.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as election from '../../src/core/election';
+import { outranks } from '../../src/core/state';
+import { assertNoViolations, cluster, eventsOf, leaderOf, names, partition } from './kit';
+import { runSeed, type SeedResult } from './run-seed';
+import { report } from './report';
+import type { World } from './world';
+
+function describe(rs: SeedResult[]): string {
+  const lines: string[] = [];
+  for (const r of rs) report(r, (s) => lines.push(s));
+  return lines.join('\n');
+}
+
+/** Run `seeds` as the sweep found them (services folders unchanged); the violations of each. */
+function violationsOf(seeds: number[]): Map<number, SeedResult> {
+  return new Map(seeds.map((s) => [s, runSeed(s, { rescans: false })]));
+}
+
+/** The voter's rule before: outranking the candidate refuses a takeover too. */
+function withOutrankedTakeoverRefusal(original: typeof election.decideVote): typeof election.decideVote {
+  return (v, candidate, req) => {
+    if (v.liveLeader === null && req.takeover && v.canRun && outranks(v.self, candidate)) {
+      return { grant: false, outranked: true, reason: `${v.self.name} outranks ${candidate.name}` };
+    }
+    return original(v, candidate, req);
+  };
+}
+
+// ---- a takeover is not refused as outranked by a voter without a leader ------
+
+/** Seeds where an elector that could not hear the leader made takers yield, so a lower one won and was taken over in turn. */
+const TAKEOVER_SEEDS = [79697, 102614, 140614, 150034, 160780];
+
+/**
+ * n4 (the lowest) leads; then the network heals except n4 → n1. n1 hears no
+ * leader and keeps campaigning in vain (the others follow n4); n2 should
+ * take over once, and n1, which cannot reach n4, never.
+ */
+function leaderUnheardByTop(seed: number): { w: World; t0: number } {
+  const w = cluster({ seed, nodes: names(4) });
+  partition(w, ['n1'], ['n2', 'n3']);
+  partition(w, ['n2'], ['n3']);
+  assert.ok(w.runUntilTrue(() => leaderOf(w) === 'n4', 15_000), 'n4 leads: everyone reaches only n4');
+  w.runFor(1000);
+  w.healNetwork();
+  w.link('n4', 'n1').cut = true;
+  const t0 = w.nowMs;
+  w.runFor(30_000);
+  return { w, t0 };
+}
+
+test('takeover: an elector that hears no leader does not make the taker below it yield', () => {
+  for (let seed = 1; seed <= 8; seed++) {
+    const { w, t0 } = leaderUnheardByTop(seed);
+    const leaders = eventsOf(w, 'leader-elected', t0).map((e) => e.ev.leader);
+    assert.deepEqual(leaders, ['n2'], `seed ${seed}: one takeover, by the highest that reaches what n4 reaches`);
+    assertNoViolations(w);
+  }
+});
+
+test('takeover, rule removed: outranked refusals from an elector without a leader make the takeovers chain', (t) => {
+  t.mock.method(election, 'decideVote', withOutrankedTakeoverRefusal(election.decideVote));
+  const chains: string[] = [];
+  for (let seed = 1; seed <= 8; seed++) {
+    const { w, t0 } = leaderUnheardByTop(seed);
+    const leaders = eventsOf(w, 'leader-elected', t0).map((e) => e.ev.leader);
+    if (leaders.length > 1) chains.push(`seed ${seed}: ${leaders.join(' → ')}`);
+  }
+  // (On the code before the rule, all 8 went n4 → n3 → n2.)
+  assert.ok(chains.length >= 4, `heals through more than one takeover: ${chains.length} of 8`);
+});
+
+test('takeover: the seeds that flapped stay clean', () => {
+  const bad = [...violationsOf(TAKEOVER_SEEDS).values()].filter((r) => r.violations.length > 0);
+  assert.equal(bad.length, 0, describe(bad.slice(0, 2)));
+});
+
+test('takeover, rule removed: the sweep finds those flaps again', (t) => {
+  t.mock.method(election, 'decideVote', withOutrankedTakeoverRefusal(election.decideVote));
+  for (const [seed, r] of violationsOf(TAKEOVER_SEEDS)) {
+    assert.ok(r.violations.some((v) => v.kind === 'flap'), `seed ${seed} flaps without the rule`);
+  }
+});
