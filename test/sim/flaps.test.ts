@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as election from '../../src/core/election';
 import { outranks } from '../../src/core/state';
-import { assertNoViolations, cluster, eventsOf, leaderOf, names, partition } from './kit';
+import { KoiNode } from '../../src/core/node';
+import { assertNoViolations, cluster, eventsOf, leaderOf, names, partition, settled } from './kit';
 import { runSeed, type SeedResult } from './run-seed';
 import { report } from './report';
 import type { World } from './world';
@@ -83,6 +84,64 @@ test('takeover: the seeds that flapped stay clean', () => {
 test('takeover, rule removed: the sweep finds those flaps again', (t) => {
   t.mock.method(election, 'decideVote', withOutrankedTakeoverRefusal(election.decideVote));
   for (const [seed, r] of violationsOf(TAKEOVER_SEEDS)) {
+    assert.ok(r.violations.some((v) => v.kind === 'flap'), `seed ${seed} flaps without the rule`);
+  }
+});
+
+// ---- the wait for higher-ranked electors counts from the quorum's answers ----
+
+/** Seeds where five electors on a slow network split their votes for 10-15 s at boot, then the highest took over. */
+const SLOW_BOOT_SEEDS = [53144, 168268, 181610];
+
+/** The rule before: a pre-vote waits for higher-ranked electors one heartbeat from its start. */
+function waitFromStart(t: { mock: { method: (o: object, m: string, f: (...a: unknown[]) => unknown) => unknown } }): void {
+  const proto = KoiNode.prototype as unknown as { checkVotes: () => void; campaign: { startedMs: number; quorumAtMs: number | null } | null };
+  const original = proto.checkVotes;
+  t.mock.method(proto, 'checkVotes', function (this: typeof proto) {
+    if (this.campaign !== null) this.campaign.quorumAtMs = this.campaign.startedMs;
+    return original.call(this);
+  });
+}
+
+/** Five electors boot together on a network that delivers everything 240-300 ms late (default timings). */
+function slowBoot(seed: number): World {
+  const w = cluster({ seed, nodes: names(5), params: { heartbeatIntervalMs: 200, leaderTimeoutMs: 1000, masterLeaseMs: 1500, takeoverSettleMs: 4000 } });
+  for (const a of w.nodes.keys()) for (const b of w.nodes.keys()) if (a !== b) Object.assign(w.link(a, b), { minDelayMs: 240, maxDelayMs: 300, lossP: 0, dupP: 0 });
+  w.runFor(20_000);
+  return w;
+}
+
+test('slow network: at boot the highest-ranked elector wins the first election', () => {
+  for (let seed = 1; seed <= 6; seed++) {
+    const w = slowBoot(seed);
+    const leaders = eventsOf(w, 'leader-elected').map((e) => e.ev.leader);
+    assert.deepEqual(leaders, ['n1'], `seed ${seed}: one election, won by n1`);
+    assert.ok(eventsOf(w, 'leader-elected')[0]!.atMs < 4000, `seed ${seed}: within a few round trips of the first campaign`);
+    assert.ok(settled(w));
+    assertNoViolations(w);
+  }
+});
+
+test('slow network, rule removed: counting the wait from the request splits the vote', (t) => {
+  waitFromStart(t);
+  const bad: string[] = [];
+  for (let seed = 1; seed <= 6; seed++) {
+    const w = slowBoot(seed);
+    const leaders = eventsOf(w, 'leader-elected').map((e) => e.ev.leader);
+    if (leaders.length !== 1 || leaders[0] !== 'n1') bad.push(`seed ${seed}: ${leaders.join(' → ')}`);
+  }
+  // (On the code before the rule, 3 of these 6 elected n2 first, then n1 took over.)
+  assert.ok(bad.length > 0, 'some boot elected a lower-ranked leader first');
+});
+
+test('slow network: the seeds that flapped stay clean', () => {
+  const bad = [...violationsOf(SLOW_BOOT_SEEDS).values()].filter((r) => r.violations.length > 0);
+  assert.equal(bad.length, 0, describe(bad.slice(0, 2)));
+});
+
+test('slow network, rule removed: the sweep finds those flaps again', (t) => {
+  waitFromStart(t);
+  for (const [seed, r] of violationsOf(SLOW_BOOT_SEEDS)) {
     assert.ok(r.violations.some((v) => v.kind === 'flap'), `seed ${seed} flaps without the rule`);
   }
 });
