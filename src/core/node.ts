@@ -1181,12 +1181,14 @@ export class KoiNode {
       });
     }
     const cand = this.state.target ?? chooseMaster(ctx);
-    if (cand === null) {
-      this.lead.blockers = [];
-      return;
-    }
+    // A runner that may still hold the role blocks the candidate or, while
+    // no runner is promotable, whichever comes next: koi status names it
+    // either way. (It used to drop out of the status whenever no runner was
+    // promotable for a moment, a status saying 93, so the operator who runs
+    // koi confirm-down on what the status names waited on: seed 103086.)
     const blockers = [...this.peers.values()].filter((p) => p.name !== cand && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name));
     this.lead.blockers = blockers.map((b) => ({ node: b.name, reason: blockerReason(ctx, b.name) }));
+    if (cand === null) return;
     if (blockers.length === 0) {
       const reason = this.state.target === cand ? 'koi promote' : 'automatic choice';
       this.changeState(`master ${cand} designated`, (s) => {

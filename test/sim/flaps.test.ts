@@ -4,9 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as election from '../../src/core/election';
+import * as master from '../../src/core/master';
 import { outranks } from '../../src/core/state';
 import { KoiNode } from '../../src/core/node';
-import { assertNoViolations, cluster, eventsOf, leaderOf, names, partition, settled } from './kit';
+import { adminSync, assertNoViolations, cluster, eventsOf, leaderOf, masterOf, names, partition, promoteWhenReady, settled } from './kit';
 import { runSeed, type SeedResult } from './run-seed';
 import { report } from './report';
 import type { World } from './world';
@@ -144,4 +145,90 @@ test('slow network, rule removed: the sweep finds those flaps again', (t) => {
   for (const [seed, r] of violationsOf(SLOW_BOOT_SEEDS)) {
     assert.ok(r.violations.some((v) => v.kind === 'flap'), `seed ${seed} flaps without the rule`);
   }
+});
+
+// ---- what blocks a promotion stays named while no runner is promotable ------
+
+/** The rule before: with no runner promotable, the leader names no blocker. */
+function blockersOnlyWithCandidate(t: { mock: { method: (o: object, m: string, f: (...a: unknown[]) => unknown) => unknown } }): void {
+  const proto = KoiNode.prototype as unknown as {
+    decideMaster: () => void;
+    masterContext: () => master.MasterContext;
+    lead: { blockers: unknown[] } | null;
+    state: KoiNode['state'];
+  };
+  const original = proto.decideMaster;
+  t.mock.method(proto, 'decideMaster', function (this: typeof proto) {
+    original.call(this);
+    if (this.lead === null || this.state.maintenance || this.state.master !== null || this.state.manualMaster) return;
+    if ((this.state.target ?? master.chooseMaster(this.masterContext())) === null) this.lead.blockers = [];
+  });
+}
+
+/**
+ * n3 held the role through maintenance and died; no fence. n1 and n2's
+ * statuses say 93 (live, not promotable) every other round, so the leader
+ * has no candidate half the time. koi status must name n3 throughout: the
+ * operator's koi confirm-down is the way out, and she acts on what it says.
+ */
+function deadHolderWhileNobodyPromotable(): { w: World; t0: number } {
+  const w = cluster({ nodes: names(3) });
+  assert.ok(w.runUntilTrue(() => settled(w), 3000));
+  promoteWhenReady(w, 'n3');
+  assert.ok(w.runUntilTrue(() => masterOf(w) === 'n3' && settled(w), 3000));
+  assert.equal(adminSync(w, { kind: 'maintenance', on: true }, 'n1'), 'ok');
+  w.crash('n3');
+  assert.equal(adminSync(w, { kind: 'maintenance', on: false }, 'n1'), 'ok');
+  let round = 0;
+  w.decide = (node, req) => (node !== 'n3' && req.event === 'status' && ++round % 4 < 2 ? { exitCode: 93 } : undefined);
+  const t0 = w.nowMs;
+  return { w, t0 };
+}
+
+/** Ticks (of 10 ms) during `ms` when the leader, masterless, named no blocker; and those with no runner promotable. */
+function unnamed(w: World, ms: number): { silent: number; noCandidate: number } {
+  let silent = 0;
+  let noCandidate = 0;
+  w.runUntilTrue(() => {
+    const l = leaderOf(w);
+    const c = l === null ? null : w.core(l)!;
+    if (c !== null && c.state.master === null) {
+      const promotable = ['n1', 'n2'].some((n) => c.leaderViews()?.get(n)?.report?.promotable === true);
+      if (!promotable) noCandidate++;
+      if (!c.blockers().some((b) => b.node === 'n3')) silent++;
+    }
+    return false;
+  }, ms);
+  return { silent, noCandidate };
+}
+
+test('blockers: a dead holder stays named while no runner is promotable', () => {
+  const { w } = deadHolderWhileNobodyPromotable();
+  w.runFor(2000);
+  const { silent, noCandidate } = unnamed(w, 10_000);
+  assert.ok(noCandidate > 100, `stretches with no runner promotable (${noCandidate} ticks)`);
+  assert.equal(silent, 0, 'n3 named at every tick');
+  assert.equal(masterOf(w), null, 'safety kept: n3 may have held through maintenance');
+  assert.equal(adminSync(w, { kind: 'confirm-down', node: 'n3', wallMs: 1 }, 'n1'), 'ok');
+  w.decide = undefined;
+  assert.ok(w.runUntilTrue(() => settled(w), 5000), 'the operator’s way out works');
+  assertNoViolations(w);
+});
+
+test('blockers, rule removed: the dead holder drops out of koi status whenever nobody is promotable', (t) => {
+  blockersOnlyWithCandidate(t);
+  const { w } = deadHolderWhileNobodyPromotable();
+  w.runFor(2000);
+  assert.ok(unnamed(w, 10_000).silent > 100);
+});
+
+test('blockers: seed 103086 (the operator waited for the dead holder to stay named) stays clean', () => {
+  const r = runSeed(103086, { rescans: false });
+  assert.equal(r.violations.length, 0, describe([r]));
+});
+
+test('blockers, rule removed: seed 103086 is stuck again', (t) => {
+  blockersOnlyWithCandidate(t);
+  const r = runSeed(103086, { rescans: false });
+  assert.ok(r.violations.some((v) => v.kind === 'stuck'), describe([r]));
 });
