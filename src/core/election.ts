@@ -35,8 +35,9 @@ export type VoteDecision =
  * Decide a vote request. Stale epochs were already answered by the caller.
  * A voter with a live leader refuses (so an isolated node cannot disrupt a
  * working cluster), except for a settled takeover by an elector that outranks
- * that leader, or a rescue of a leader left without a master. Without a leader, a voter that outranks the candidate refuses
- * and runs itself: that is the Bully rule.
+ * that leader, or a rescue of a leader left without a master. Without a
+ * leader, a voter that outranks the candidate refuses and runs itself: that
+ * is the Bully rule (not against a takeover or rescue, see below).
  */
 export function decideVote(
   v: VoterView,
@@ -55,7 +56,11 @@ export function decideVote(
     }
     return { grant: true };
   }
-  if (v.canRun && outranks(v.self, candidate)) {
+  // Not against a takeover or rescue: its candidate follows a live leader
+  // that this voter does not hear, whose followers refuse this voter's own
+  // campaigns. The refusal would only make the candidate yield, and the
+  // next, lower-ranked taker win instead, to be taken over in turn.
+  if (v.canRun && !req.takeover && outranks(v.self, candidate)) {
     return { grant: false, outranked: true, reason: `${v.self.name} outranks ${candidate.name}` };
   }
   return { grant: true };

@@ -83,6 +83,8 @@ interface Campaign {
    */
   rescue: boolean;
   mustReachOneOf: NodeName[];
+  /** When a quorum of votes had arrived (null: not yet). */
+  quorumAtMs: number | null;
 }
 
 interface PendingReply {
@@ -678,7 +680,7 @@ export class KoiNode {
     const rescue = rescueTargets !== null || (preVotes?.rescue ?? false);
     const mustReachOneOf = preVote ? (rescueTargets ?? []) : [];
     const windowMs = this.campaignWindowMs(preVotes);
-    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]), answered: new Set([this.name]), mustReach, windowMs, rescue, mustReachOneOf };
+    this.campaign = { epoch, preVote, takeover, startedMs: now, votes: new Map([[this.name, selfVote]]), answered: new Set([this.name]), mustReach, windowMs, rescue, mustReachOneOf, quorumAtMs: null };
     this.out.events.push({ kind: 'campaign', epoch, takeover });
     for (const p of this.peers.values()) {
       if (p.name === this.name || !(p.elector || mustReach.includes(p.name) || mustReachOneOf.includes(p.name))) continue;
@@ -804,11 +806,16 @@ export class KoiNode {
   private checkVotes(): void {
     const c = this.campaign;
     if (c === null || c.votes.size < this.params.quorum) return;
+    c.quorumAtMs ??= this.nowMs;
     if (c.preVote) {
       // Bully: give every higher-ranked elector a moment to say it is alive,
       // even when a quorum has already agreed (with quorum 1 it always has).
+      // The moment counts from the quorum's answers, not from the request: on
+      // a slow network a higher-ranked elector's answer comes about as late
+      // as theirs, and one that came after our real vote began would cost
+      // that epoch to both of us.
       const waiting = this.electors().some((p) => outranks(p, this.self) && !c.votes.has(p.name));
-      if (waiting && this.nowMs - c.startedMs < this.params.heartbeatIntervalMs) return;
+      if (waiting && this.nowMs - c.quorumAtMs < this.params.heartbeatIntervalMs) return;
       // A takeover waits for every node the leader reaches (or fails at the campaign timeout).
       if (c.takeover && c.mustReach.some((n) => !c.answered.has(n))) return;
       if (c.rescue && !c.mustReachOneOf.some((n) => c.answered.has(n))) return;
@@ -1180,12 +1187,14 @@ export class KoiNode {
       });
     }
     const cand = this.state.target ?? chooseMaster(ctx);
-    if (cand === null) {
-      this.lead.blockers = [];
-      return;
-    }
+    // A runner that may still hold the role blocks the candidate or, while
+    // no runner is promotable, whichever comes next: koi status names it
+    // either way. (It used to drop out of the status whenever no runner was
+    // promotable for a moment, a status saying 93, so the operator who runs
+    // koi confirm-down on what the status names waited on: seed 103086.)
     const blockers = [...this.peers.values()].filter((p) => p.name !== cand && mayBeRunner(ctx, p.name) && mayHold(ctx, p.name));
     this.lead.blockers = blockers.map((b) => ({ node: b.name, reason: blockerReason(ctx, b.name) }));
+    if (cand === null) return;
     if (blockers.length === 0) {
       const reason = this.state.target === cand ? 'koi promote' : 'automatic choice';
       this.changeState(`master ${cand} designated`, (s) => {

@@ -32,6 +32,15 @@ test('Bully: a voter that outranks the candidate refuses and says so', () => {
   assert.deepEqual(decideVote({ ...v, canRun: false }, B, req), { grant: true }, 'after its own failed campaign it lets others win');
 });
 
+test('a voter without a leader does not refuse a takeover or rescue for its rank', () => {
+  // The taker follows a live leader this voter cannot hear; refusing would
+  // only make the taker yield to a lower-ranked one (test/sim/flaps.test.ts).
+  const v = { self: A, epoch: 4, votedFor: null, liveLeader: null, canRun: true, masterless: false };
+  assert.deepEqual(decideVote(v, B, { ...req, takeover: true }), { grant: true });
+  assert.deepEqual(decideVote(v, B, { ...req, takeover: true, rescue: true }), { grant: true });
+  assert.equal(decideVote({ ...v, epoch: 5, votedFor: 'a' }, B, { ...req, takeover: true }).grant, false, 'still one vote per epoch');
+});
+
 test('one vote per epoch', () => {
   const v = { self: C, epoch: 5, votedFor: 'a', liveLeader: null, canRun: true, masterless: false };
   assert.equal(decideVote(v, B, req).grant, false);
