@@ -133,6 +133,9 @@ export function mayHold(ctx: MasterContext, name: NodeName): boolean {
   // What a node we can hear says beats any clock arithmetic.
   if (r !== null && r.holding && reachable(ctx, name)) return true;
   if (ctx.state.frozenHolders.includes(name)) return true;
+  // It answers (its koinode runs) and let go by timing alone: the timing
+  // frees it, fence or not (a fence is for a koinode that cannot answer).
+  if (r !== null && r.releasedByTime === true && reachable(ctx, name)) return ctx.nowMs < timingFreesAtMs(ctx, v);
   // With a fence, timing alone never frees the role: a frozen koinode ignores
   // its lease. Only a fence attempt that failed after our last grant falls
   // back to waiting; a failure before that grant permits nothing.
@@ -146,7 +149,8 @@ export function confirmedFree(ctx: MasterContext, name: NodeName): boolean {
   const v = ctx.views.get(name);
   if (v === undefined) return false;
   if (v.fencedAtSeq !== null && v.fencedAtSeq >= v.lastGrantSeq) return true;
-  return v.report !== null && !v.report.holding && v.reportSeq > v.lastGrantSeq;
+  // (Let go by timing alone is no word of being free: the leader's own timing decides.)
+  return v.report !== null && !v.report.holding && v.report.releasedByTime !== true && v.reportSeq > v.lastGrantSeq;
 }
 
 /**

@@ -259,6 +259,19 @@ export class Runner {
     this.changes++;
   }
 
+  /** A removed service let go by timing alone was forgotten (no script of it can prove anything now). */
+  private forgotUnproven = false;
+
+  /**
+   * "Not holding" is no proof while a service was let go by timing alone and
+   * a grant we saw still keeps the leader waiting by its own timings (a
+   * grant that arrived late, after we let go, moves that wait).
+   */
+  private unprovenRelease(nowMs: number): boolean {
+    const unproven = this.forgotUnproven || this.services.some((s) => s.releasedByTime);
+    return unproven && nowMs < this.leaderFreesAtMs + this.params.safetyMarginMs;
+  }
+
   /** Removed services known to be down, holding nothing and running nothing, are forgotten. */
   private forgetRemoved(): void {
     for (let i = this.services.length - 1; i >= 0; i--) {
@@ -266,6 +279,7 @@ export class Runner {
       // (Not while a boot, interrupted or resume check is pending: its state is unknown.)
       const known = s.check === null || s.check === 'added';
       if (s.removed && known && s.running === null && s.failurePath === 'none' && !s.stopNow && !s.holding && (s.state === 'stopped' || s.state === 'failed')) {
+        if (s.releasedByTime) this.forgotUnproven = true;
         this.services.splice(i, 1);
         this.changes++;
       }
@@ -336,6 +350,11 @@ export class Runner {
       const leaseMs = Math.min(this.params.masterLeaseMs, hb.grant.leaseMs ?? Infinity);
       this.grantDemoteMs = Math.min(this.grantDemoteMs, hb.grant.demoteMs ?? Infinity);
       this.leaseUntilMs = Math.max(this.leaseUntilMs, hb.grant.echoMs + leaseMs);
+      // ... and the other way round: what the leader waits for, by its own
+      // (maybe longer) timings, before it frees the role without our word.
+      const leaderLeaseMs = hb.grant.leaseMs ?? this.params.masterLeaseMs;
+      const leaderDemoteMs = hb.grant.demoteMs ?? this.params.demoteTimeoutMs;
+      this.leaderFreesAtMs = Math.max(this.leaderFreesAtMs, hb.grant.echoMs + leaderLeaseMs + leaderDemoteMs);
       this.grantSeq = hb.seq;
       this.leaseKnown = true;
     }
@@ -441,6 +460,9 @@ export class Runner {
 
   /** The shortest demote time a leader's grant counted on (Infinity: none said). */
   private grantDemoteMs = Infinity;
+
+  /** When the last leader that granted us a lease frees the role by its timings (runner clock). */
+  private leaderFreesAtMs = -Infinity;
 
   /** The latest instant this runner may hold the master role. */
   private holdDeadlineMs(): number {
@@ -551,10 +573,13 @@ export class Runner {
    * be cut off): stop claiming it.
    */
   private releasePastBound(nowMs: number): void {
-    if (nowMs < this.holdDeadlineMs()) return;
+    // Saying "free" with no proof lets the leader skip its own wait: so not
+    // before that wait, by the leader's timings, is over too.
+    if (nowMs < Math.max(this.holdDeadlineMs(), this.leaderFreesAtMs + this.params.safetyMarginMs)) return;
     for (const s of this.services) {
       if (!s.holding || s.running !== null || s.failurePath !== 'none' || s.stopNow || s.state === 'promoted' || s.state === 'promoting') continue;
       s.holding = false;
+      s.releasedByTime = true;
       this.changes++;
     }
   }
@@ -774,6 +799,9 @@ export class Runner {
     const wasHolding = s.holding;
     this.changes++;
     const justFailed = finishScript(s, exitCode, signal);
+    // A script that went through, or a status that answered, shows where the service is.
+    const answered = signal === null && (exitCode === 0 || (event === 'status' && exitCode !== null && exitCode >= STATUS_MASTER && exitCode <= STATUS_NOT_PROMOTABLE));
+    if (answered && event !== 'failed') s.releasedByTime = false;
     s.nextStatusMs = nowMs + this.params.statusIntervalMs;
     // A service just started (or demoted, with no status since its start
     // that said it is ready) is asked at once: it is not promotable before.
@@ -808,6 +836,7 @@ export class Runner {
       state: this.state(),
       // Until its boot status ran, a service may be promoted from an earlier koinode.
       holding: this.holding() || this.unreconciled(),
+      ...(this.unprovenRelease(nowMs) ? { releasedByTime: true } : {}),
       promotable: this.promotable(),
       watchdog: this.watchdog,
       disabled,

@@ -59,6 +59,8 @@ export interface ServiceRt {
   score: number | null;
   /** A removed service whose demote failed: its stop runs at once, in no order (no failure). */
   stopNow: boolean;
+  /** Let go of by timing alone (its demote or stop failed), until a script or status of it shows where it is. */
+  releasedByTime: boolean;
   /**
    * Its directory left the services folder: it goes down with the scripts
    * known of it (a failure of them fails nothing) and is forgotten once
@@ -89,6 +91,7 @@ export function newService(def: ServiceDef, check: CheckReason | null = null): S
     died: false,
     score: null,
     stopNow: false,
+    releasedByTime: false,
     removed: false,
   };
 }

@@ -184,6 +184,12 @@ export interface RunnerReport {
   watchdog?: WatchdogState;
   /** From the start of a promote until the end of the demote. */
   holding: boolean;
+  /**
+   * It stopped claiming the role by timing alone (a demote or stop failed:
+   * nothing proves a service let go), so its "not holding" is no proof: the
+   * leader waits by its own timings. Absent: false (and protocol < 1.2).
+   */
+  releasedByTime?: boolean;
   promotable: boolean;
   failed: boolean;
   failcount: number;

@@ -346,7 +346,10 @@ function uncommittedMaintenanceOff(offStartsLease: boolean): World {
     w.killKoinode(m);
     w.runFor(50);
     w.restart(m);
-    w.runFor(1250);
+    // (Timed so that the restarted koinode hears the new leader's "off" while
+    // its predecessor's watchdog still counts down: 1250 ms before services
+    // were asked right after every start, 1100 ms since.)
+    w.runFor(1100);
     partition(w, [m], all.filter((x) => x !== m && x !== 'e1'), false);
     w.runFor(60);
     w.freeze(m);

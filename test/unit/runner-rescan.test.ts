@@ -136,9 +136,12 @@ test('a removed service goes down and is forgotten; a failing stop of it fails n
   h.heartbeat('n1');
   h.settle();
   assert.equal(h.runner.report(h.now).holding, true, 'web may still act as master');
-  h.now += simParams().masterLeaseMs + simParams().demoteTimeoutMs + 1;
+  // (Past the leader's own wait too: lease, demote time and margin from the last grant.)
+  h.now += simParams().masterLeaseMs + simParams().demoteTimeoutMs + simParams().safetyMarginMs + 1;
   h.settle();
   assert.deepEqual(names(h), ['db:started']);
+  // Let go by timing alone, but the leader's own wait is over too: its "free" may count.
+  assert.equal(h.runner.report(h.now).releasedByTime, undefined);
   assert.equal(h.runner.report(h.now).holding, false);
 });
 
