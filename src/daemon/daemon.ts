@@ -151,7 +151,7 @@ export class Daemon {
       self: self.name,
       peers,
       params: coreParams(c, SAFETY_MARGIN_MS),
-      services: [...this.services.values()].map((s) => s.def),
+      services: [...this.services.values()].filter((s) => !this.removedServices.has(s.def.name)).map((s) => s.def),
       incarnation: this.incarnation,
       nowMs: monotonicMs(),
       persisted,

@@ -12,8 +12,8 @@ import { formatResult, runChaos } from './run';
 // does not change its leader on its own.
 for (const [seed, nodes, fence] of [[1, 3, false], [2, 5, true]] as const) {
   const what = fence ? 'with a fence' : 'no fence, mixed timings';
-  test(`fault injection, seed ${seed}, ${nodes} nodes, ${what}, 45 s: no overlapping masters, order kept, converged, no leader change in quiet time`, async () => {
-    const r = await runChaos({ seconds: 45, seed, nodes, fence, mixedTimings: !fence, quietTailSeconds: 10 });
+  test(`fault injection, seed ${seed}, ${nodes} nodes, ${what}, 32 s: no overlapping masters, order kept, converged, no leader change in quiet time`, async () => {
+    const r = await runChaos({ seconds: 32, seed, nodes, fence, mixedTimings: !fence, quietTailSeconds: 10 });
     assert.ok(r.faults >= 8, `the nemesis applied ${r.faults} faults`);
     assert.ok(r.journal.lines > 100, 'the services were busy');
     assert.deepEqual(r.violations, [], formatResult(r));
@@ -22,8 +22,8 @@ for (const [seed, nodes, fence] of [[1, 3, false], [2, 5, true]] as const) {
 
 // Stand-in watchdogs and no fence: koinodes are frozen, and only the
 // watchdog (which resets a frozen master's machine) keeps the guarantee.
-test('fault injection, seed 3, 3 nodes, stand-in watchdogs and no fence, 40 s: no overlapping masters, order kept, converged', async () => {
-  const r = await runChaos({ seconds: 40, seed: 3, nodes: 3, fence: false, watchdog: true, quietTailSeconds: 10 });
+test('fault injection, seed 3, 3 nodes, stand-in watchdogs and no fence, 30 s: no overlapping masters, order kept, converged', async () => {
+  const r = await runChaos({ seconds: 30, seed: 3, nodes: 3, fence: false, watchdog: true, quietTailSeconds: 10 });
   assert.ok(r.faults >= 8, `the nemesis applied ${r.faults} faults`);
   assert.deepEqual(r.violations, [], formatResult(r));
 });

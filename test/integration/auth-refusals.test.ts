@@ -106,7 +106,7 @@ test('a future timestamp and malformed calls are refused with their gRPC status,
     // Another protocol major: refused as incompatible, whatever the MAC.
     const v2 = await adminCall(p1, signed('koi', request({ command: { maintenance: { on: true } } }), Date.now(), 2, 0));
     assert.equal(v2?.code, grpc.status.FAILED_PRECONDITION, String(v2));
-    assert.match(v2!.details, /^incompatible protocol 2\.0 from koi: this node speaks 1\.0–1\.1/);
+    assert.match(v2!.details, /^incompatible protocol 2\.0 from koi: this node speaks 1\.0–1\.2/);
 
     // A heartbeat from "n1" at a far higher epoch naming a master that is no node name: refused before the core sees it.
     const hb = frame({ heartbeat: { epoch: 1_000_000, seq: 1, master: '../n2' } });

@@ -74,25 +74,22 @@ test('Redis example: no acknowledged write is lost when the master machine dies 
     for (let n = 0; n < 100; n++) write();
     // The master's machine dies between two writes: koinode, its scripts, and Redis.
     const pid = redisPid(c, m);
+    const killedAt = Date.now();
     c.kill9(m);
     if (pid !== null) process.kill(pid, 'SIGKILL');
     for (let n = 0; n < 5; n++) write(); // refused: nobody listens
     const after = await c.waitFor('a new master', (x) => x.cluster.master !== null && x.cluster.master !== m && c.settled(x), 20_000);
     const np = redisPort.get(after.cluster.master!)!;
+    const failoverMs = Date.now() - killedAt;
     assert.match(cli(np, 'ROLE'), /^master/);
     assert.ok(acked.length >= 20, `${acked.length} of 100 writes acknowledged before the kill (WAIT 1 within 3 s)`);
     const lost = acked.filter((k) => cli(np, 'GET', k) !== k);
     assert.deepEqual(lost, [], `${lost.length} of ${acked.length} acknowledged writes lost`);
-    t.diagnostic(`acknowledged ${acked.length}, lost ${lost.length}, refused ${refused} (sent after the kill)`);
+    t.diagnostic(`kill -9 of the master machine: acknowledged ${acked.length}, lost ${lost.length}, refused ${refused} (sent after the kill); a new master with every service promoted ${failoverMs} ms after the kill (as koi status saw it)`);
 
     // The old master comes back: its Redis is started again, as a replica of the new one.
     c.startNode(m);
-    try {
-      await c.waitFor('the old master back as a slave', (x) => x.nodes.find((n) => n.name === m)!.state === 'slave', 20_000);
-    } catch (e) {
-      if (process.env.KOI_DEBUG) console.log(cli(redisPort.get(m)!, 'INFO', 'replication'), c.log(m).split('\n').filter((l) => /redis|status/.test(l)).slice(-30).join('\n'));
-      throw e;
-    }
+    await c.waitFor('the old master back as a slave', (x) => x.nodes.find((n) => n.name === m)!.state === 'slave', 30_000);
     assert.match(cli(redisPort.get(m)!, 'ROLE'), /^slave/);
     assert.equal(cli(np, 'SET', 'after', 'failover'), 'OK');
     const end = Date.now() + 10_000;

@@ -32,6 +32,19 @@ function servicesOf(s: { nodes: { name: string; services: { name: string; state:
   return s.nodes[0]!.services.map((x) => `${x.name}:${x.state}`).join(' ');
 }
 
+/** n1 master; then web, which lives elsewhere (the folder holds a link to it), added and promoted. */
+async function linkedWebPromoted(c: TestCluster): Promise<void> {
+  await c.waitFor('n1 master', (x) => c.settled(x), 8000);
+  const real = join(c.root, 'opt-web');
+  mkdirSync(real);
+  for (const ev of ['start', 'stop', 'status', 'promote', 'demote']) {
+    copyFileSync(RECORD, join(real, ev));
+    chmodSync(join(real, ev), 0o755);
+  }
+  symlinkSync(real, join(c.node('n1').services, '20-web'));
+  await c.waitFor('web promoted', (x) => servicesOf(x) === 'db:promoted web:promoted', 8000);
+}
+
 test('a service added to the running master is started and promoted in order; the others are not touched; removing it stops it', async () => {
   const c = await TestCluster.start(ONE, { services: ['10-db', '30-app'] });
   try {
@@ -64,16 +77,7 @@ test('a service added to the running master is started and promoted in order; th
 test('a removed service whose scripts are still there (a link that left the folder) is demoted and stopped, then forgotten', async () => {
   const c = await TestCluster.start(ONE, { services: ['10-db'] });
   try {
-    await c.waitFor('n1 master', (x) => c.settled(x), 8000);
-    // The service lives elsewhere; the folder holds a link to it.
-    const real = join(c.root, 'opt-web');
-    mkdirSync(real);
-    for (const ev of ['start', 'stop', 'status', 'promote', 'demote']) {
-      copyFileSync(RECORD, join(real, ev));
-      chmodSync(join(real, ev), 0o755);
-    }
-    symlinkSync(real, join(c.node('n1').services, '20-web'));
-    await c.waitFor('web promoted', (x) => servicesOf(x) === 'db:promoted web:promoted', 8000);
+    await linkedWebPromoted(c);
     rmSync(join(c.node('n1').services, '20-web'));
     await until('web demoted and stopped', () => events(c, 'web').includes('web stop end 0'), 8000);
     assert.deepEqual(events(c, 'web').slice(-4), ['web demote begin', 'web demote end 0', 'web stop begin', 'web stop end 0']);
@@ -154,7 +158,7 @@ test('renaming a service back and forth between scans never fails the runner (a 
     await c.waitFor('n1 master', (x) => c.settled(x), 8000);
     const dir = c.node('n1').services;
     // status_interval 1s: statuses spawn all the time; the 5 s rescan lags behind.
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 5; i++) {
       renameSync(join(dir, i % 2 === 0 ? '30-cache' : '05-cache'), join(dir, i % 2 === 0 ? '05-cache' : '30-cache'));
       await new Promise((r) => setTimeout(r, 1370));
     }
@@ -170,18 +174,10 @@ test('renaming a service back and forth between scans never fails the runner (a 
 test('a service removed while koinode was down is taken down by the next koinode with the scripts known of it', async () => {
   const c = await TestCluster.start(ONE, { services: ['10-db'] });
   try {
-    await c.waitFor('n1 master', (x) => c.settled(x), 8000);
-    // web lives elsewhere; the folder holds a link to it.
-    const real = join(c.root, 'opt-web');
-    mkdirSync(real);
-    for (const ev of ['start', 'stop', 'status', 'promote', 'demote']) {
-      copyFileSync(RECORD, join(real, ev));
-      chmodSync(join(real, ev), 0o755);
-    }
-    symlinkSync(real, join(c.node('n1').services, '20-web'));
-    await c.waitFor('web promoted', (x) => servicesOf(x) === 'db:promoted web:promoted', 8000);
+    await linkedWebPromoted(c);
+    const pid = c.node('n1').proc!.pid!;
     c.kill9('n1');
-    await until('n1 gone', () => !alive(c.node('n1').proc!.pid!), 5000);
+    await until('n1 gone', () => !alive(pid), 5000);
     rmSync(join(c.node('n1').services, '20-web'));
     const mark = events(c, 'web').length;
     c.startNode('n1');

@@ -12,7 +12,7 @@ import { decodePeer, encodePeer } from '../../src/transport/peer-codec';
 import { PROTOCOL_MINOR } from '../../src/transport/schema';
 import { runSeed } from './run-seed';
 
-const SEEDS = Number(process.env.KOI_SIM_WIRE_SEEDS ?? 120);
+const SEEDS = Number(process.env.KOI_SIM_WIRE_SEEDS ?? 60);
 
 test(`${SEEDS} seeds through the wire codec give the same trace as without it`, () => {
   let checked = 0;
