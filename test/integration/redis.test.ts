@@ -28,7 +28,7 @@ test('Redis example: no acknowledged write is lost when the master machine dies 
     return;
   }
   const ports = await freePorts(3);
-  const c = await TestCluster.start(undefined, { services: [], start: false, extra: { time: { status_interval: '500ms' } } });
+  const c = await TestCluster.start(undefined, { services: [], start: false, extra: { time: { status_interval: '500ms' }, service: { start_timeout: '15s' } } });
   const redisPort = new Map(c.nodes.map((n, i) => [n.name, ports[i]!]));
   try {
     for (const n of c.nodes) {
@@ -42,7 +42,7 @@ test('Redis example: no acknowledged write is lost when the master machine dies 
       writeFileSync(join(dir, 'nodes'), c.nodes.map((x) => `${x.name} 127.0.0.1 ${redisPort.get(x.name)}`).join('\n') + '\n');
     }
     for (const n of c.nodes) c.startNode(n.name);
-    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.state === 'master' || n.state === 'slave'), 20_000);
+    const s = await c.waitFor('settled', (x) => c.settled(x) && x.nodes.every((n) => n.state === 'master' || n.state === 'slave'), 30_000);
     const m = s.cluster.master!;
     const mp = redisPort.get(m)!;
     assert.match(cli(mp, 'ROLE'), /^master/);

@@ -52,7 +52,7 @@ test('runner states and KOI_IS_PROMOTED in scripts, status 91, SIGKILL after the
 
     // Alone, n3 has no leader to follow: its services run, it is Disconnected (the original's name).
     c.startNode('n3');
-    await until('n3 disconnected', () => envLines(c).some((e) => e.node === 'n3' && e.event === 'status' && e.state === 'Disconnected'), 15_000);
+    await until('n3 disconnected, its service started', () => envLines(c).some((e) => e.node === 'n3' && e.event === 'status' && e.state === 'Disconnected') && envLines(c).some((e) => e.node === 'n3' && e.event === 'start'), 15_000);
     const start3 = envLines(c).find((e) => e.node === 'n3' && e.event === 'start')!;
     assert.deepEqual([start3.state, start3.promoted], ['Disconnected', '0'], 'start runs before any leader is heard, not promoted');
     c.startNode('n1');
