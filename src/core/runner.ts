@@ -20,7 +20,7 @@ import type {
 } from './types';
 import { assertNever, STATUS_MASTER, STATUS_NOT_PROMOTABLE, STATUS_SLAVE, STATUS_STOPPED } from './types';
 import type { ServiceRt, ServiceTarget } from './services';
-import { abandonScript, allSettledDown, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, promotableService, serviceReport, unrunScript } from './services';
+import { abandonScript, allSettledDown, answered, allStarted, beginScript, dueStatus, finishScript, hasScript, newService, plan, promotableService, serviceReport, unrunScript } from './services';
 
 interface RunRecord {
   runId: number;
@@ -750,7 +750,7 @@ export class Runner {
       return true;
     }
     // (A status that answered 90-93 said something true, cut short or not.)
-    const ok = (exitCode === 0 || (r.event === 'status' && exitCode !== null && exitCode >= STATUS_MASTER && exitCode <= STATUS_NOT_PROMOTABLE)) && signal === null;
+    const ok = answered(r.event, exitCode, signal);
     // Killed (or failed) because the lease ran out or the service is being
     // stopped, not because the service is broken: no failure. Maintenance
     // freezes judgement: a script that fails then is no verdict either, and
@@ -800,8 +800,7 @@ export class Runner {
     this.changes++;
     const justFailed = finishScript(s, exitCode, signal);
     // A script that went through, or a status that answered, shows where the service is.
-    const answered = signal === null && (exitCode === 0 || (event === 'status' && exitCode !== null && exitCode >= STATUS_MASTER && exitCode <= STATUS_NOT_PROMOTABLE));
-    if (answered && event !== 'failed') s.releasedByTime = false;
+    if (answered(event, exitCode, signal) && event !== 'failed') s.releasedByTime = false;
     s.nextStatusMs = nowMs + this.params.statusIntervalMs;
     // A service just started (or demoted, with no status since its start
     // that said it is ready) is asked at once: it is not promotable before.

@@ -216,6 +216,12 @@ export function plan(services: ServiceRt[], target: ServiceTarget, urgent: boole
   return out;
 }
 
+/** The script went through, or it is a status that gave one of its answers (90-93): what it says stands. */
+export function answered(event: ScriptEvent, exitCode: number | null, signal: string | null): boolean {
+  if (signal !== null) return false;
+  return exitCode === 0 || (event === 'status' && exitCode !== null && exitCode >= STATUS_MASTER && exitCode <= STATUS_NOT_PROMOTABLE);
+}
+
 /** Its status said it is ready since its last start, and not 93. */
 export function promotableService(s: ServiceRt): boolean {
   return (s.ready || !hasScript(s, 'status')) && !s.notPromotable;
